@@ -1,0 +1,62 @@
+// InputBuffer: bytes that one read received, in a buffer lent by the
+// loop's pool. Destroying the InputBuffer gives the buffer back, so keep it
+// only as long as the bytes are needed (not across a wait for more input,
+// or idle connections would hold memory again).
+//
+// Threading: use and destroy on the loop's thread. Move-only.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <utility>
+
+namespace salam {
+
+class Loop;
+
+class InputBuffer {
+ public:
+  InputBuffer() noexcept = default;
+  // `loop` is null for bytes that are not in a pooled buffer.
+  InputBuffer(Loop* loop, std::uint16_t id, const std::byte* data, std::size_t size) noexcept
+      : loop_(loop), id_(id), data_(data), size_(size) {}
+  InputBuffer(InputBuffer&& other) noexcept
+      : loop_(std::exchange(other.loop_, nullptr)),
+        id_(other.id_),
+        data_(std::exchange(other.data_, nullptr)),
+        size_(std::exchange(other.size_, 0)) {}
+  InputBuffer& operator=(InputBuffer&& other) noexcept {
+    if (this != &other) {
+      release();
+      loop_ = std::exchange(other.loop_, nullptr);
+      id_ = other.id_;
+      data_ = std::exchange(other.data_, nullptr);
+      size_ = std::exchange(other.size_, 0);
+    }
+    return *this;
+  }
+  InputBuffer(const InputBuffer&) = delete;
+  InputBuffer& operator=(const InputBuffer&) = delete;
+  ~InputBuffer() { release(); }
+
+  // Empty means the peer closed its side (end of file).
+  bool empty() const noexcept { return size_ == 0; }
+  std::size_t size() const noexcept { return size_; }
+  std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
+  std::string_view text() const noexcept {
+    return {reinterpret_cast<const char*>(data_), size_};
+  }
+
+  // Returns the buffer to the pool now.
+  void release() noexcept;
+
+ private:
+  Loop* loop_ = nullptr;
+  std::uint16_t id_ = 0;
+  const std::byte* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace salam

@@ -1,0 +1,164 @@
+// Connection: one TCP connection, owned by the coroutine that serves it.
+//
+// A handler receives its Connection by value and so owns the socket; the
+// socket closes when the Connection is destroyed or close() is called.
+// Every operation returns its outcome as a value: a byte count, the bytes
+// read, or an error_code — timed_out() when its deadline passed, and
+// cancelled() when the server is shutting down after its drain deadline.
+// A timed-out connection stays usable for closing.
+//
+// Memory: a connection waiting in read() holds no buffer; the bytes arrive
+// in a buffer lent by the loop (see InputBuffer).
+//
+// Threading: use a connection only on the loop that created it, and keep
+// at most one read and one write in flight at a time.
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <system_error>
+
+#include <salam/address.hpp>
+#include <salam/buffer.hpp>
+#include <salam/detail/operation.hpp>
+#include <salam/loop.hpp>
+#include <salam/result.hpp>
+#include <salam/socket.hpp>
+#include <salam/task.hpp>
+#include <salam/time.hpp>
+
+namespace salam {
+
+namespace detail {
+// Told when a connection's socket closes; the server uses it to count
+// connections and to resume accepting after running out of descriptors.
+class ConnectionObserver {
+ public:
+  virtual void connection_closed() noexcept = 0;
+
+ protected:
+  ~ConnectionObserver() = default;
+};
+}  // namespace detail
+
+// How close_gracefully() waits for the peer: at most `timeout`, and at most
+// `max_bytes` of further input read and thrown away.
+struct LingerOptions {
+  Duration timeout = std::chrono::seconds(5);
+  std::size_t max_bytes = 64 * 1024;
+};
+
+class Connection {
+ public:
+  Connection(Loop& loop, FileDescriptor socket, std::optional<SocketAddress> peer = std::nullopt,
+             detail::ConnectionObserver* observer = nullptr) noexcept;
+  Connection(Connection&& other) noexcept;
+  Connection& operator=(Connection&&) = delete;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection() { close(); }
+
+  Loop& loop() const noexcept { return *loop_; }
+  int fd() const noexcept { return socket_.get(); }
+  bool is_open() const noexcept { return socket_.valid(); }
+  // The remote end. IPv4 clients of a dual-stack listener appear as IPv4.
+  const SocketAddress& peer() const noexcept;
+  // Replaces the peer address (a PROXY protocol header names the real client).
+  void set_peer(const SocketAddress& peer) noexcept { peer_ = peer; }
+  std::optional<SocketAddress> local() const noexcept;
+
+  // Bytes received and sent so far.
+  std::uint64_t bytes_in() const noexcept { return bytes_in_; }
+  std::uint64_t bytes_out() const noexcept { return bytes_out_; }
+
+  struct ReadAwaiter;
+  struct ReadSomeAwaiter;
+  struct WriteAllAwaiter;
+
+  // Reads what has arrived, at most `max_bytes` (and at most the loop's
+  // buffer size). An empty InputBuffer means end of file.
+  ReadAwaiter read(std::size_t max_bytes, Deadline deadline = Deadline::never()) noexcept;
+  // Reads into the caller's buffer; 0 means end of file.
+  ReadSomeAwaiter read_some(std::span<std::byte> into, Deadline deadline = Deadline::never()) noexcept;
+  // Sends all of `bytes`, or fails.
+  WriteAllAwaiter write_all(std::span<const std::byte> bytes,
+                            Deadline deadline = Deadline::never()) noexcept;
+  WriteAllAwaiter write_all(std::string_view text, Deadline deadline = Deadline::never()) noexcept;
+
+  // Sends FIN; reads can go on.
+  std::error_code shutdown_write() noexcept;
+  // Lingering close: shut down writes, read and discard until the peer
+  // closes (bounded by `linger`), then close. This keeps a reply from being
+  // destroyed by the RST that closing with unread input would send.
+  // Returns the error that cut the lingering short, if any.
+  Task<std::error_code> close_gracefully(LingerOptions linger = {});
+  // Closes at once.
+  void close() noexcept;
+
+ private:
+  Loop* loop_;
+  FileDescriptor socket_;
+  detail::ConnectionObserver* observer_;
+  mutable std::optional<SocketAddress> peer_;
+  std::uint64_t bytes_in_ = 0;
+  std::uint64_t bytes_out_ = 0;
+};
+
+struct Connection::ReadAwaiter : detail::Operation {
+  Connection* connection;
+  Deadline deadline;
+
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> handle) noexcept;
+  Result<InputBuffer> await_resume() noexcept;
+};
+
+struct Connection::ReadSomeAwaiter : detail::Operation {
+  Connection* connection;
+  Deadline deadline;
+
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> handle) noexcept;
+  Result<std::size_t> await_resume() noexcept;
+};
+
+struct Connection::WriteAllAwaiter : detail::Operation {
+  Connection* connection;
+  Deadline deadline;
+  const std::byte* next;
+  std::size_t left;
+  std::error_code error;
+
+  bool await_ready() const noexcept { return left == 0; }
+  bool await_suspend(std::coroutine_handle<> handle) noexcept;
+  std::error_code await_resume() const noexcept { return error; }
+
+ private:
+  bool send_until_pending() noexcept;
+  bool consume() noexcept;
+  static void on_sent(detail::Operation& op) noexcept;
+};
+
+// Opens a client connection. The socket is created with the flags the
+// loop's backend wants; `source`, if given, is bound first.
+struct ConnectAwaiter : detail::Operation {
+  Loop* loop;
+  SocketAddress target;
+  std::optional<SocketAddress> source;
+  Deadline deadline;
+  socklen_t target_length = 0;
+  FileDescriptor socket;
+  int setup_error = 0;
+
+  bool await_ready() noexcept;
+  bool await_suspend(std::coroutine_handle<> handle) noexcept;
+  Result<Connection> await_resume() noexcept;
+};
+ConnectAwaiter connect(Loop& loop, const SocketAddress& target, Deadline deadline = Deadline::never(),
+                       std::optional<SocketAddress> source = std::nullopt) noexcept;
+
+}  // namespace salam

@@ -1,0 +1,74 @@
+// One asynchronous kernel operation, as both backends see it.
+//
+// An Operation lives in the awaiter that started it, which lives in the
+// coroutine frame, so starting I/O allocates nothing. It is handed to the
+// Loop, which gives it to the backend (io_uring or epoll) and, for a
+// deadline, to its timer heap. The backend reports the outcome through
+// Loop::complete(), which unlinks the operation and calls on_complete.
+//
+// Lifetime: the memory an operation names (buffer, address) and the
+// operation itself must stay valid until on_complete has run for the last
+// time. Awaiters guarantee this by staying suspended until then.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <coroutine>
+#include <cstdint>
+
+#include <salam/time.hpp>
+
+namespace salam::detail {
+
+enum class OpCode : std::uint8_t {
+  accept,       // fd: listener; address/address_length: peer (not for multishot)
+  recv,         // into buffer/length
+  recv_pooled,  // into a buffer the loop's pool chooses; result flags carry its id
+  send,         // from buffer/length, never raises SIGPIPE
+  connect,      // address/address_length: where to
+  read,         // read(2): for eventfd and pipes
+  sleep,        // no I/O: completes at the deadline
+};
+
+// Bits of Operation::flags set by the backend on completion.
+inline constexpr std::uint32_t kMoreCompletions = 1u << 0;  // a multishot op stays armed
+inline constexpr std::uint32_t kHasBuffer = 1u << 1;        // buffer_id is valid
+
+struct Operation {
+  using Callback = void (*)(Operation&);
+
+  // What to do.
+  OpCode code = OpCode::sleep;
+  bool multishot = false;
+  int fd = -1;
+  void* buffer = nullptr;
+  std::uint32_t length = 0;
+  int msg_flags = 0;
+  sockaddr* address = nullptr;
+  socklen_t* address_length = nullptr;
+
+  // The outcome, set before on_complete runs: >= 0 is a byte count or a
+  // descriptor, < 0 is -errno.
+  int result = 0;
+  std::uint32_t flags = 0;
+  std::uint16_t buffer_id = 0;
+
+  // Who to tell. `waiter` is free for awaiters to use.
+  Callback on_complete = nullptr;
+  std::coroutine_handle<> waiter;
+
+  // The Loop's bookkeeping; not for backends or awaiters.
+  TimePoint deadline = TimePoint::max();
+  std::uint32_t heap_index = kNotInHeap;
+  bool in_flight = false;
+  bool internal = false;  // not cancelled by Loop::cancel_all (the loop's own wake-up read)
+  bool timed_out = false;
+  bool cancel_requested = false;
+  bool connect_started = false;  // epoll: connect(2) already issued
+  Operation* prev = nullptr;
+  Operation* next = nullptr;
+
+  static constexpr std::uint32_t kNotInHeap = UINT32_MAX;
+};
+
+}  // namespace salam::detail

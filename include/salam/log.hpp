@@ -1,0 +1,84 @@
+// Logging: one line per event, on stderr by default.
+//
+// Lines are formatted into a per-thread buffer. On a loop's thread the
+// buffer is written once per loop turn (one write(2) for many lines), so
+// logging every connection does not cost a system call each; elsewhere
+// every line is written at once. Each flush is a single write, so lines of
+// different threads never interleave mid-line.
+//
+// Format `text`: `2026-11-26T04:55:01.123Z info client 127.0.0.1:54321 connected`
+// Format `json`: `{"time":"...","level":"info","msg":"client 127.0.0.1:54321 connected"}`
+//
+// Threading: configure() before starting threads; the rest is thread-safe.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <string_view>
+
+namespace salam::log {
+
+enum class Level : std::uint8_t { debug, info, warning, error, critical, off };
+enum class Format : std::uint8_t { text, json };
+
+struct Settings {
+  Level level = Level::info;
+  Format format = Format::text;
+  int fd = 2;
+};
+void configure(const Settings& settings) noexcept;
+const Settings& settings() noexcept;
+
+inline bool enabled(Level level) noexcept { return level >= settings().level; }
+
+// Parses "debug", "info", "warning", "error", "critical" or "off"; throws
+// std::invalid_argument.
+Level parse_level(std::string_view text);
+std::string_view to_string(Level level) noexcept;
+
+namespace detail {
+// Starts a line in the thread's buffer and returns where the message goes.
+fmt::memory_buffer& begin_line(Level level);
+// Ends the line begun by begin_line (escaping the message for JSON).
+void end_line();
+}  // namespace detail
+
+template <typename... Args>
+void message(Level level, fmt::format_string<Args...> format, Args&&... args) {
+  if (!enabled(level)) return;
+  auto& out = detail::begin_line(level);
+  fmt::format_to(fmt::appender(out), format, std::forward<Args>(args)...);
+  detail::end_line();
+}
+
+template <typename... Args>
+void debug(fmt::format_string<Args...> format, Args&&... args) {
+  message(Level::debug, format, std::forward<Args>(args)...);
+}
+template <typename... Args>
+void info(fmt::format_string<Args...> format, Args&&... args) {
+  message(Level::info, format, std::forward<Args>(args)...);
+}
+template <typename... Args>
+void warning(fmt::format_string<Args...> format, Args&&... args) {
+  message(Level::warning, format, std::forward<Args>(args)...);
+}
+template <typename... Args>
+void error(fmt::format_string<Args...> format, Args&&... args) {
+  message(Level::error, format, std::forward<Args>(args)...);
+}
+template <typename... Args>
+void critical(fmt::format_string<Args...> format, Args&&... args) {
+  message(Level::critical, format, std::forward<Args>(args)...);
+}
+
+// Writes what this thread has buffered. Loops call it once per turn.
+void flush_thread_buffer() noexcept;
+// While set on a thread, lines wait for flush_thread_buffer().
+void set_thread_buffering(bool on) noexcept;
+
+// Appends `text` to `out` escaped as the inside of a JSON string.
+void append_json_escaped(fmt::memory_buffer& out, std::string_view text);
+
+}  // namespace salam::log

@@ -1,0 +1,66 @@
+// Result<T>: a value or an error code. The I/O path reports failure as a
+// value, never as an exception (see docs/engine.md, "Errors").
+//
+// std::expected would do, but clang 14 (used for the fuzzers) cannot compile
+// libstdc++'s <expected>, so this is the small subset salam needs.
+#pragma once
+
+#include <cassert>
+#include <optional>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+namespace salam {
+
+// Builds an error_code from an errno value (positive or negative, as the
+// kernel and io_uring return them).
+inline std::error_code errno_code(int err) noexcept {
+  return {err < 0 ? -err : err, std::system_category()};
+}
+
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) noexcept(std::is_nothrow_move_constructible_v<T>)  // NOLINT: implicit on purpose
+      : value_(std::move(value)) {}
+  Result(std::error_code error) noexcept : error_(error) {  // NOLINT
+    assert(error_ && "a Result built from an error_code must hold an error");
+  }
+
+  bool ok() const noexcept { return !error_; }
+  explicit operator bool() const noexcept { return ok(); }
+  std::error_code error() const noexcept { return error_; }
+
+  T& value() & noexcept {
+    assert(ok());
+    return *value_;
+  }
+  const T& value() const& noexcept {
+    assert(ok());
+    return *value_;
+  }
+  T&& value() && noexcept {
+    assert(ok());
+    return std::move(*value_);
+  }
+  T* operator->() noexcept { return &value(); }
+  const T* operator->() const noexcept { return &value(); }
+  T& operator*() & noexcept { return value(); }
+  const T& operator*() const& noexcept { return value(); }
+
+ private:
+  std::optional<T> value_;
+  std::error_code error_{};
+};
+
+// The error a timed-out operation returns.
+inline std::error_code timed_out() noexcept {
+  return std::make_error_code(std::errc::timed_out);
+}
+// The error an operation cancelled by shutdown returns.
+inline std::error_code cancelled() noexcept {
+  return std::make_error_code(std::errc::operation_canceled);
+}
+
+}  // namespace salam

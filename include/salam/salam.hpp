@@ -1,0 +1,15 @@
+// libsalam: everything a server program needs, in one include.
+#pragma once
+
+#include <salam/address.hpp>
+#include <salam/buffer.hpp>
+#include <salam/connection.hpp>
+#include <salam/event.hpp>
+#include <salam/log.hpp>
+#include <salam/loop.hpp>
+#include <salam/result.hpp>
+#include <salam/scope.hpp>
+#include <salam/server.hpp>
+#include <salam/socket.hpp>
+#include <salam/task.hpp>
+#include <salam/time.hpp>

@@ -1,0 +1,111 @@
+// Server: listeners and shards, running connection handlers.
+//
+// A Server runs one shard per thread (by default one per CPU). Each shard
+// has its own Loop and accepts connections from every listener; a
+// connection is served, start to end, on the shard that accepted it, by a
+// handler coroutine that owns it:
+//
+//   salam::Task<> greet(salam::Connection client) { ... }
+//   salam::Server server;
+//   server.listen({.address = "127.0.0.1:8888"}, greet);
+//   return salam::run_until_signal(server);
+//
+// Shutdown is structured: stop() closes the listeners at once, lets
+// connections finish until the drain deadline, then cancels what is left
+// (their operations return cancelled()) and waits for every handler to
+// return. Nothing outlives the Server.
+//
+// Threading: listen(), start(), wait() and the destructor from one thread;
+// stop() from any thread.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <salam/address.hpp>
+#include <salam/connection.hpp>
+#include <salam/loop.hpp>
+#include <salam/task.hpp>
+#include <salam/time.hpp>
+
+namespace salam {
+
+using Handler = std::function<Task<>(Connection)>;
+
+struct ListenOptions {
+  // `127.0.0.1:8888`, `[::1]:8888`, `[::]:8888` (IPv6 and IPv4) or `unix:/path`.
+  std::string address;
+  // Accept queue length; clamped to net.core.somaxconn (logged when it is).
+  int backlog = 4096;
+  // For `[::]`: accept IPv6 only (default: IPv4 too).
+  bool v6_only = false;
+  // One listening socket per shard (SO_REUSEPORT) instead of one shared by
+  // all shards. See docs/engine.md, "Accepting", for the trade-off.
+  bool reuse_port = false;
+  // TCP_DEFER_ACCEPT: accept a connection only once the client has sent
+  // data (or this many seconds passed). Only for client-speaks-first
+  // protocols.
+  int defer_accept_seconds = 0;
+  // TCP_NODELAY on accepted connections (inherited from the listener).
+  bool no_delay = false;
+};
+
+struct ServerOptions {
+  // Shards (threads); 0 means one per CPU the process may run on.
+  unsigned threads = 0;
+  LoopOptions loop;
+  // After running out of descriptors, accepting pauses this long at first,
+  // doubling up to accept_backoff_max, and resumes early when a connection
+  // of the shard closes.
+  Duration accept_backoff = std::chrono::milliseconds(50);
+  Duration accept_backoff_max = std::chrono::seconds(1);
+};
+
+class Server {
+ public:
+  explicit Server(ServerOptions options = {});
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Opens a listening socket now, so that a bad or busy address fails
+  // before anything runs: throws std::system_error naming the address.
+  // Returns the listener's index.
+  std::size_t listen(const ListenOptions& options, Handler handler);
+  // Where listener `index` listens (with the real port when 0 was asked),
+  // as text: `127.0.0.1:40123` or `unix:/path`.
+  std::string local_address(std::size_t index) const;
+  // The same, for IP listeners.
+  SocketAddress local_socket_address(std::size_t index) const;
+
+  // Starts the shards. Throws if one cannot start (its loop could not be
+  // set up); then no shard runs.
+  void start();
+  // Thread-safe and idempotent; returns at once. A second call may shorten
+  // the drain (stop(0) ends it now).
+  void stop(Duration drain_timeout) noexcept;
+  // Returns when every shard has finished.
+  void wait();
+  bool running() const noexcept;
+
+  unsigned shard_count() const noexcept;
+  BackendKind backend() const noexcept;
+  // Connections open now, over all shards.
+  std::size_t connection_count() const noexcept;
+  // Connections that the last stop() had to cancel at its deadline.
+  std::size_t cancelled_at_drain() const noexcept;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Starts `server`, waits for SIGINT or SIGTERM, then drains for
+// `drain_timeout`; a second signal ends the drain at once. Returns 0 if
+// every connection finished in time, 1 otherwise.
+int run_until_signal(Server& server, Duration drain_timeout = std::chrono::seconds(10));
+
+}  // namespace salam

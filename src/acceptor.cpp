@@ -1,0 +1,129 @@
+#include "acceptor.hpp"
+
+#include <salam/log.hpp>
+#include <salam/result.hpp>
+
+#include <cerrno>
+
+#include "shard.hpp"
+
+namespace salam::detail {
+
+namespace {
+
+// Errors that belong to one connection that died in the accept queue, or
+// that a retry fixes: skip them without a log line (nginx and libuv do the
+// same).
+bool is_transient(int error) noexcept {
+  switch (error) {
+    case ECONNABORTED:
+    case EAGAIN:
+    case EINTR:
+    case EPERM:  // a firewall rule refused this one connection
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case ETIMEDOUT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool is_resource_shortage(int error) noexcept {
+  return error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+}
+
+}  // namespace
+
+Acceptor::Acceptor(Shard& shard, std::shared_ptr<FileDescriptor> listener, const Handler& handler)
+    : shard_(shard),
+      listener_(std::move(listener)),
+      handler_(handler),
+      next_backoff_(shard.accept_backoff()) {
+  accept_.acceptor = this;
+  backoff_.acceptor = this;
+}
+
+void Acceptor::start() noexcept { arm(); }
+
+void Acceptor::arm() noexcept {
+  if (stopped_) return;
+  accept_.code = OpCode::accept;
+  accept_.multishot = true;
+  accept_.fd = listener_->get();
+  accept_.on_complete = &Acceptor::on_accept;
+  if (shard_.loop().start(accept_)) on_result(accept_.result, false);
+}
+
+void Acceptor::stop() noexcept {
+  if (stopped_) return;
+  stopped_ = true;
+  shard_.loop().cancel(accept_);
+  shard_.loop().cancel(backoff_);
+  // io_uring holds its own reference to the socket until the cancelled
+  // accept completes; the socket closes when the last holder lets go.
+  listener_.reset();
+}
+
+void Acceptor::resume() noexcept {
+  if (paused_) shard_.loop().cancel(backoff_);
+}
+
+void Acceptor::on_accept(Operation& op) noexcept {
+  auto& step = static_cast<Step&>(op);
+  step.acceptor->on_result(op.result, (op.flags & kMoreCompletions) != 0);
+}
+
+void Acceptor::on_result(int result, bool more) noexcept {
+  if (result >= 0) {
+    if (short_of_resources_) {
+      short_of_resources_ = false;
+      next_backoff_ = shard_.accept_backoff();
+      log::info("accepting again on shard {}", shard_.index());
+    }
+    shard_.serve(FileDescriptor(result), handler_);
+  } else if (result == -ECANCELED || stopped_) {
+    return;
+  } else if (is_resource_shortage(-result)) {
+    pause(-result);
+    return;
+  } else if (!is_transient(-result)) {
+    log::error("accept on shard {}: {}; this listener stops accepting here", shard_.index(),
+               errno_code(result).message());
+    return;
+  }
+  if (!more) arm();  // the multishot ended (after an error, or by the kernel's choice)
+}
+
+void Acceptor::pause(int error) noexcept {
+  const bool first = !short_of_resources_;
+  short_of_resources_ = true;
+  paused_ = true;
+  // Shedding one pending connection keeps its client from waiting in the
+  // queue for a descriptor that may never come.
+  shard_.shed_one(listener_->get());
+  if (first) {
+    log::warning("accept: {}; pausing accept for {} ms, shedding pending connections",
+                 errno_code(error).message(),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(next_backoff_).count());
+  }
+  backoff_.code = OpCode::sleep;
+  backoff_.on_complete = &Acceptor::on_backoff_end;
+  const Duration wait = next_backoff_;
+  next_backoff_ = std::min(next_backoff_ * 2, shard_.accept_backoff_max());
+  if (shard_.loop().start(backoff_, Deadline(wait))) on_backoff_end(backoff_);
+}
+
+void Acceptor::on_backoff_end(Operation& op) noexcept {
+  Acceptor& self = *static_cast<Step&>(op).acceptor;
+  self.paused_ = false;
+  if (!self.stopped_) self.arm();
+}
+
+}  // namespace salam::detail

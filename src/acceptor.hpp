@@ -1,0 +1,61 @@
+// Acceptor: one listener, accepting on one shard.
+//
+// It keeps one multishot accept armed (io_uring delivers a completion per
+// connection; the epoll backend emulates it) and hands every new socket
+// to its shard. Errors that concern one pending connection (ECONNABORTED,
+// EPERM from a firewall, network errors) are skipped quietly. Running out
+// of descriptors (EMFILE, ENFILE) or memory sheds one pending connection
+// through the shard's reserve descriptor and pauses accepting with a
+// doubling backoff, so that the loop never spins; a connection closing on
+// the shard resumes accepting early.
+//
+// Threading: the shard's thread only. Lifetime: owned by the shard, which
+// destroys it only after its loop has reaped every operation.
+#pragma once
+
+#include <salam/detail/operation.hpp>
+#include <salam/server.hpp>
+#include <salam/socket.hpp>
+
+#include <memory>
+
+namespace salam::detail {
+
+class Shard;
+
+class Acceptor {
+ public:
+  Acceptor(Shard& shard, std::shared_ptr<FileDescriptor> listener, const Handler& handler);
+  Acceptor(const Acceptor&) = delete;
+  Acceptor& operator=(const Acceptor&) = delete;
+
+  void start() noexcept;
+  // Stops accepting and lets go of the listening socket.
+  void stop() noexcept;
+  // Ends an accept pause now (a descriptor was freed).
+  void resume() noexcept;
+  bool paused() const noexcept { return paused_; }
+
+ private:
+  struct Step : Operation {
+    Acceptor* acceptor = nullptr;
+  };
+
+  void arm() noexcept;
+  void on_result(int result, bool more) noexcept;
+  void pause(int error) noexcept;
+  static void on_accept(Operation& op) noexcept;
+  static void on_backoff_end(Operation& op) noexcept;
+
+  Shard& shard_;
+  std::shared_ptr<FileDescriptor> listener_;
+  const Handler& handler_;
+  Step accept_;
+  Step backoff_;
+  Duration next_backoff_;
+  bool stopped_ = false;
+  bool paused_ = false;              // waiting out a backoff
+  bool short_of_resources_ = false;  // since the last successful accept
+};
+
+}  // namespace salam::detail

@@ -1,0 +1,280 @@
+#include <salam/connection.hpp>
+#include <salam/loop.hpp>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+namespace salam {
+
+namespace {
+
+void resume_waiter(detail::Operation& op) noexcept { op.waiter.resume(); }
+
+// A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; salam shows
+// and matches them as the IPv4 addresses they are.
+SocketAddress unmap_v4(const SocketAddress& address) noexcept {
+  if (!address.is_v6()) return address;
+  const auto* v6 = reinterpret_cast<const sockaddr_in6*>(address.data());
+  if (!IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) return address;
+  sockaddr_in v4{};
+  v4.sin_family = AF_INET;
+  v4.sin_port = v6->sin6_port;
+  std::memcpy(&v4.sin_addr, &v6->sin6_addr.s6_addr[12], 4);
+  return *SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&v4), sizeof v4);
+}
+
+}  // namespace
+
+void InputBuffer::release() noexcept {
+  if (loop_ != nullptr) loop_->recycle_buffer(id_);
+  loop_ = nullptr;
+  data_ = nullptr;
+  size_ = 0;
+}
+
+Connection::Connection(Loop& loop, FileDescriptor socket, std::optional<SocketAddress> peer,
+                       detail::ConnectionObserver* observer) noexcept
+    : loop_(&loop), socket_(std::move(socket)), observer_(observer) {
+  if (peer) peer_ = unmap_v4(*peer);
+}
+
+Connection::Connection(Connection&& other) noexcept
+    : loop_(other.loop_),
+      socket_(std::move(other.socket_)),
+      observer_(std::exchange(other.observer_, nullptr)),
+      peer_(other.peer_),
+      bytes_in_(other.bytes_in_),
+      bytes_out_(other.bytes_out_) {}
+
+const SocketAddress& Connection::peer() const noexcept {
+  if (!peer_) {
+    // Multishot accept does not report addresses; ask once, when needed.
+    sockaddr_storage raw{};
+    socklen_t length = sizeof raw;
+    std::optional<SocketAddress> address;
+    if (::getpeername(fd(), reinterpret_cast<sockaddr*>(&raw), &length) == 0) {
+      address = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&raw), length);
+    }
+    peer_ = address ? unmap_v4(*address) : SocketAddress{};
+  }
+  return *peer_;
+}
+
+std::optional<SocketAddress> Connection::local() const noexcept {
+  sockaddr_storage raw{};
+  socklen_t length = sizeof raw;
+  if (::getsockname(fd(), reinterpret_cast<sockaddr*>(&raw), &length) != 0) return std::nullopt;
+  auto address = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&raw), length);
+  if (address) return unmap_v4(*address);
+  return address;
+}
+
+std::error_code Connection::shutdown_write() noexcept {
+  if (::shutdown(fd(), SHUT_WR) != 0) return errno_code(errno);
+  return {};
+}
+
+void Connection::close() noexcept {
+  if (!socket_.valid()) return;
+  loop_->forget_fd(socket_.get());
+  socket_.reset();
+  if (observer_ != nullptr) std::exchange(observer_, nullptr)->connection_closed();
+}
+
+Task<std::error_code> Connection::close_gracefully(LingerOptions linger) {
+  if (!is_open()) co_return std::error_code{};
+  std::error_code error = shutdown_write();
+  if (!error) {
+    const Deadline deadline(linger.timeout);
+    std::size_t drained = 0;
+    for (;;) {
+      auto input = co_await read(loop_->buffer_size(), deadline);
+      if (!input) {
+        error = input.error();
+        break;
+      }
+      if (input->empty()) break;  // the peer closed: it has read everything we sent
+      drained += input->size();
+      if (drained >= linger.max_bytes) {
+        error = std::make_error_code(std::errc::message_size);
+        break;
+      }
+    }
+  }
+  close();
+  co_return error;
+}
+
+// --- read ---
+
+Connection::ReadAwaiter Connection::read(std::size_t max_bytes, Deadline deadline) noexcept {
+  ReadAwaiter awaiter;
+  awaiter.code = detail::OpCode::recv_pooled;
+  awaiter.fd = fd();
+  awaiter.length = static_cast<std::uint32_t>(std::min<std::size_t>(max_bytes, UINT32_MAX));
+  awaiter.connection = this;
+  awaiter.deadline = deadline;
+  return awaiter;
+}
+
+bool Connection::ReadAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
+  waiter = handle;
+  on_complete = &resume_waiter;
+  return !connection->loop().start(*this, deadline);
+}
+
+Result<InputBuffer> Connection::ReadAwaiter::await_resume() noexcept {
+  Loop& loop = connection->loop();
+  InputBuffer input;
+  if ((flags & detail::kHasBuffer) != 0) {
+    // Even an empty or failed read may have taken a buffer: the lease
+    // returns it either way.
+    input = InputBuffer(&loop, buffer_id, loop.buffer_data(buffer_id),
+                        result > 0 ? static_cast<std::size_t>(result) : 0);
+  }
+  if (result < 0) return errno_code(result);
+  connection->bytes_in_ += static_cast<std::uint64_t>(result);
+  return input;
+}
+
+Connection::ReadSomeAwaiter Connection::read_some(std::span<std::byte> into,
+                                                  Deadline deadline) noexcept {
+  ReadSomeAwaiter awaiter;
+  awaiter.code = detail::OpCode::recv;
+  awaiter.fd = fd();
+  awaiter.buffer = into.data();
+  awaiter.length = static_cast<std::uint32_t>(std::min<std::size_t>(into.size(), INT_MAX));
+  awaiter.connection = this;
+  awaiter.deadline = deadline;
+  return awaiter;
+}
+
+bool Connection::ReadSomeAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
+  waiter = handle;
+  on_complete = &resume_waiter;
+  return !connection->loop().start(*this, deadline);
+}
+
+Result<std::size_t> Connection::ReadSomeAwaiter::await_resume() noexcept {
+  if (result < 0) return errno_code(result);
+  connection->bytes_in_ += static_cast<std::uint64_t>(result);
+  return static_cast<std::size_t>(result);
+}
+
+// --- write ---
+
+Connection::WriteAllAwaiter Connection::write_all(std::span<const std::byte> bytes,
+                                                  Deadline deadline) noexcept {
+  WriteAllAwaiter awaiter;
+  awaiter.code = detail::OpCode::send;
+  awaiter.fd = fd();
+  awaiter.connection = this;
+  awaiter.deadline = deadline;
+  awaiter.next = bytes.data();
+  awaiter.left = bytes.size();
+  return awaiter;
+}
+
+Connection::WriteAllAwaiter Connection::write_all(std::string_view text, Deadline deadline) noexcept {
+  return write_all(std::as_bytes(std::span(text.data(), text.size())), deadline);
+}
+
+bool Connection::WriteAllAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
+  waiter = handle;
+  on_complete = &WriteAllAwaiter::on_sent;
+  return !send_until_pending();
+}
+
+// Starts sends until one is pending (returns false) or all is sent or an
+// error ended it (returns true).
+bool Connection::WriteAllAwaiter::send_until_pending() noexcept {
+  Loop& loop = connection->loop();
+  while (left > 0) {
+    buffer = const_cast<std::byte*>(next);
+    length = static_cast<std::uint32_t>(std::min<std::size_t>(left, INT_MAX));
+    if (!loop.start(*this, deadline)) return false;
+    if (!consume()) return true;
+  }
+  return true;
+}
+
+// Accounts for one finished send; returns true if more is to be sent.
+bool Connection::WriteAllAwaiter::consume() noexcept {
+  if (result < 0) {
+    error = errno_code(result);
+    return false;
+  }
+  if (result == 0) {  // send(2) of a non-empty buffer never returns 0 on a stream socket
+    error = std::make_error_code(std::errc::broken_pipe);
+    return false;
+  }
+  auto sent = static_cast<std::size_t>(result);
+  connection->bytes_out_ += sent;
+  next += sent;
+  left -= sent;
+  return left > 0;
+}
+
+void Connection::WriteAllAwaiter::on_sent(detail::Operation& op) noexcept {
+  auto& self = static_cast<WriteAllAwaiter&>(op);
+  if (self.consume() && !self.send_until_pending()) return;
+  self.waiter.resume();
+}
+
+// --- connect ---
+
+ConnectAwaiter connect(Loop& loop, const SocketAddress& target, Deadline deadline,
+                       std::optional<SocketAddress> source) noexcept {
+  ConnectAwaiter awaiter;
+  awaiter.loop = &loop;
+  awaiter.target = target;
+  awaiter.source = source;
+  awaiter.deadline = deadline;
+  return awaiter;
+}
+
+bool ConnectAwaiter::await_ready() noexcept {
+  socket.reset(::socket(target.family(), SOCK_STREAM | SOCK_CLOEXEC | loop->socket_flags(), 0));
+  if (!socket) {
+    setup_error = errno;
+    return true;
+  }
+  if (source) {
+    // Let connect choose the port, so that many sources do not each
+    // reserve a port per connection at bind time.
+    int one = 1;
+    ::setsockopt(socket.get(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    if (::bind(socket.get(), source->data(), source->size()) != 0) {
+      setup_error = errno;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool ConnectAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
+  code = detail::OpCode::connect;
+  fd = socket.get();
+  target_length = target.size();
+  address = target.data();
+  address_length = &target_length;
+  waiter = handle;
+  on_complete = &resume_waiter;
+  return !loop->start(*this, deadline);
+}
+
+Result<Connection> ConnectAwaiter::await_resume() noexcept {
+  int error = setup_error != 0 ? setup_error : (result < 0 ? -result : 0);
+  if (error != 0) {
+    if (socket) loop->forget_fd(socket.get());
+    socket.reset();
+    return errno_code(error);
+  }
+  return Connection(*loop, std::move(socket), target);
+}
+
+}  // namespace salam

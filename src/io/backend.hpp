@@ -1,0 +1,59 @@
+// The small interface between a Loop and the kernel: one implementation on
+// io_uring (uring_backend.cpp), one on epoll (epoll_backend.cpp).
+//
+// io_uring is a completion interface and epoll a readiness one; the
+// contract below is completion-shaped, and the epoll backend emulates it by
+// trying each operation at once and, on EAGAIN, parking it until its
+// descriptor is ready.
+//
+// Threading: a backend belongs to one Loop and is used on its thread only,
+// except wake-ups, which go through the Loop's eventfd.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include <salam/detail/operation.hpp>
+#include <salam/loop.hpp>
+#include <salam/time.hpp>
+
+#include "io/buffer_pool.hpp"
+
+namespace salam::detail {
+
+class Backend {
+ public:
+  explicit Backend(Loop& loop, BufferPool buffers) : loop_(loop), buffers_(std::move(buffers)) {}
+  virtual ~Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+
+  // Starts `op`. Returns true if it completed at once (result set, no
+  // callback); false if Loop::complete() will be called later. Multishot
+  // operations never complete at once.
+  virtual bool start(Operation& op) noexcept = 0;
+  // Asks a pending operation to end with -ECANCELED. Its completion comes
+  // later through Loop::complete() or Loop::complete_later(), never from
+  // inside cancel().
+  virtual void cancel(Operation& op) noexcept = 0;
+  // Waits at most `timeout` (negative: no limit) for completions and
+  // delivers them. Returns early if the loop's eventfd is written.
+  virtual void wait(Duration timeout) noexcept = 0;
+  // A descriptor is about to be closed; forget anything kept about it.
+  virtual void forget_fd(int fd) noexcept = 0;
+  // Returns a pooled receive buffer to the pool.
+  virtual void recycle_buffer(std::uint16_t id) noexcept = 0;
+  // SOCK_NONBLOCK if sockets must be non-blocking, else 0.
+  virtual int socket_flags() const noexcept = 0;
+
+  BufferPool& buffers() noexcept { return buffers_; }
+
+ protected:
+  Loop& loop_;
+  BufferPool buffers_;
+};
+
+std::unique_ptr<Backend> make_uring_backend(Loop& loop, const LoopOptions& options);
+std::unique_ptr<Backend> make_epoll_backend(Loop& loop, const LoopOptions& options);
+
+}  // namespace salam::detail

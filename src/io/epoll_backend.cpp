@@ -1,0 +1,271 @@
+// The epoll backend: completion semantics on top of readiness.
+//
+// Each operation is tried at once (most sends, and reads on busy sockets,
+// finish there without touching epoll). On EAGAIN it is parked in its
+// descriptor's reader or writer slot, and retried when epoll reports the
+// descriptor ready. Descriptors are registered once, edge-triggered, on
+// their first EAGAIN; the registration goes away with close(2).
+//
+// A multishot accept stays parked and accepts up to kAcceptsPerTurn
+// connections per wake-up; if more may be pending it is queued to run
+// again on the next turn, so a flood of connects cannot starve the
+// connections already accepted.
+#include <salam/log.hpp>
+#include <salam/result.hpp>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <system_error>
+#include <vector>
+
+#include "io/backend.hpp"
+
+namespace salam::detail {
+
+namespace {
+
+constexpr int kAcceptsPerTurn = 64;
+
+bool is_reader(const Operation& op) noexcept {
+  return op.code == OpCode::accept || op.code == OpCode::recv || op.code == OpCode::recv_pooled ||
+         op.code == OpCode::read;
+}
+
+int errno_result() noexcept { return -errno; }
+
+class EpollBackend final : public Backend {
+ public:
+  EpollBackend(Loop& loop, const LoopOptions& options)
+      : Backend(loop, BufferPool(options.buffer_size, options.buffers_initial, options.buffers_max)) {
+    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd_ < 0) throw std::system_error(errno, std::system_category(), "epoll_create1");
+  }
+  ~EpollBackend() override { ::close(epoll_fd_); }
+
+  bool start(Operation& op) noexcept override {
+    if (op.multishot) {
+      // Registration reports a listener that is already readable, but a
+      // re-armed one (registered before) would wait for the next connect:
+      // try on the next turn either way.
+      if (!park(op)) return true;
+      again_.push_back(&op);
+      return false;
+    }
+    if (attempt(op)) return true;
+    return !park(op);
+  }
+
+  void cancel(Operation& op) noexcept override {
+    if (static_cast<std::size_t>(op.fd) < fds_.size()) {
+      FdState& state = fds_[static_cast<std::size_t>(op.fd)];
+      if (state.reader == &op) state.reader = nullptr;
+      if (state.writer == &op) state.writer = nullptr;
+    }
+    std::erase(again_, &op);
+    op.result = -ECANCELED;
+    op.flags = 0;
+    loop_.complete_later(op);
+  }
+
+  void wait(Duration timeout) noexcept override {
+    int timeout_ms = -1;
+    if (!again_.empty()) {
+      timeout_ms = 0;
+    } else if (timeout >= Duration::zero()) {
+      timeout_ms = static_cast<int>(std::min<std::int64_t>(
+          std::chrono::ceil<std::chrono::milliseconds>(timeout).count(), 24 * 3600 * 1000));
+    }
+    std::array<epoll_event, 256> events;
+    int count = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout_ms);
+    if (count < 0) {
+      if (errno != EINTR) log::error("epoll_wait: {}", errno_code(errno).message());
+      count = 0;
+    }
+    for (int i = 0; i < count; ++i) {
+      const int fd = events[i].data.fd;
+      const std::uint32_t ready = events[i].events;
+      if ((ready & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) retry(fd, &FdState::reader);
+      if ((ready & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) retry(fd, &FdState::writer);
+    }
+    std::vector<Operation*> again;
+    again.swap(again_);
+    for (Operation* op : again) {
+      if (slot_of(*op) == op) run_multishot(*op);
+    }
+  }
+
+  void forget_fd(int fd) noexcept override {
+    if (static_cast<std::size_t>(fd) >= fds_.size()) return;
+    FdState& state = fds_[static_cast<std::size_t>(fd)];
+    state = FdState{};
+  }
+
+  void recycle_buffer(std::uint16_t id) noexcept override { buffers_.put(id); }
+
+  int socket_flags() const noexcept override { return SOCK_NONBLOCK; }
+
+ private:
+  struct FdState {
+    Operation* reader = nullptr;
+    Operation* writer = nullptr;
+    bool registered = false;
+  };
+
+  FdState& state_of(int fd) {
+    auto index = static_cast<std::size_t>(fd);
+    if (index >= fds_.size()) fds_.resize(std::max<std::size_t>(index + 1, fds_.size() * 2));
+    return fds_[index];
+  }
+
+  Operation* slot_of(const Operation& op) noexcept {
+    auto index = static_cast<std::size_t>(op.fd);
+    if (index >= fds_.size()) return nullptr;
+    return is_reader(op) ? fds_[index].reader : fds_[index].writer;
+  }
+
+  // Parks `op` until its descriptor is ready. Returns false (with
+  // op.result set) if it cannot be parked.
+  bool park(Operation& op) noexcept {
+    if (op.fd < 0) {
+      op.result = -EBADF;
+      return false;
+    }
+    FdState& state = state_of(op.fd);
+    Operation*& slot = is_reader(op) ? state.reader : state.writer;
+    if (slot != nullptr) {
+      op.result = -EBUSY;  // one reader and one writer per descriptor at a time
+      return false;
+    }
+    if (!state.registered) {
+      epoll_event event{};
+      event.data.fd = op.fd;
+      event.events = op.code == OpCode::accept ? EPOLLIN | EPOLLET | EPOLLEXCLUSIVE
+                                               : EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+      if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, op.fd, &event) != 0 && errno != EEXIST) {
+        op.result = errno_result();
+        return false;
+      }
+      state.registered = true;
+    }
+    slot = &op;
+    return true;
+  }
+
+  void retry(int fd, Operation* FdState::*which) noexcept {
+    if (static_cast<std::size_t>(fd) >= fds_.size()) return;
+    Operation* op = fds_[static_cast<std::size_t>(fd)].*which;
+    if (op == nullptr) return;
+    if (op->multishot) {
+      run_multishot(*op);
+      return;
+    }
+    if (!attempt(*op)) return;
+    fds_[static_cast<std::size_t>(fd)].*which = nullptr;
+    loop_.complete(*op);
+  }
+
+  void run_multishot(Operation& op) noexcept {
+    for (int i = 0; i < kAcceptsPerTurn; ++i) {
+      int fd = ::accept4(op.fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0 && (errno == EAGAIN || errno == EINTR)) return;
+      op.result = fd >= 0 ? fd : errno_result();
+      op.flags = fd >= 0 ? kMoreCompletions : 0;
+      if (fd < 0) fds_[static_cast<std::size_t>(op.fd)].reader = nullptr;  // like io_uring: an error ends it
+      loop_.complete(op);
+      if (fd < 0 || slot_of(op) != &op || op.cancel_requested) return;
+    }
+    again_.push_back(&op);
+  }
+
+  // Performs `op` once, without blocking. Returns false on EAGAIN.
+  bool attempt(Operation& op) noexcept {
+    ssize_t n = 0;
+    switch (op.code) {
+      case OpCode::accept:
+        n = ::accept4(op.fd, op.address, op.address_length, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        break;
+      case OpCode::recv:
+        n = ::recv(op.fd, op.buffer, op.length, op.msg_flags | MSG_DONTWAIT);
+        break;
+      case OpCode::recv_pooled:
+        return attempt_pooled_recv(op);
+      case OpCode::send:
+        n = ::send(op.fd, op.buffer, op.length, op.msg_flags | MSG_NOSIGNAL | MSG_DONTWAIT);
+        break;
+      case OpCode::connect:
+        return attempt_connect(op);
+      case OpCode::read:
+        n = ::read(op.fd, op.buffer, op.length);
+        break;
+      case OpCode::sleep:
+        break;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return false;
+    op.result = n < 0 ? errno_result() : static_cast<int>(n);
+    return true;
+  }
+
+  bool attempt_pooled_recv(Operation& op) noexcept {
+    auto id = buffers_.take();
+    if (!id) {
+      op.result = -ENOBUFS;
+      return true;
+    }
+    ssize_t n = ::recv(op.fd, buffers_.data(*id), std::min(op.length, buffers_.buffer_size()),
+                       op.msg_flags | MSG_DONTWAIT);
+    if (n > 0) {
+      op.result = static_cast<int>(n);
+      op.flags |= kHasBuffer;
+      op.buffer_id = *id;
+      return true;
+    }
+    int error = errno;
+    buffers_.put(*id);
+    if (n < 0 && (error == EAGAIN || error == EWOULDBLOCK || error == EINTR)) return false;
+    op.result = n < 0 ? -error : 0;
+    return true;
+  }
+
+  bool attempt_connect(Operation& op) noexcept {
+    if (!op.connect_started) {
+      op.connect_started = true;
+      if (::connect(op.fd, op.address, *op.address_length) == 0) {
+        op.result = 0;
+        return true;
+      }
+      if (errno == EINPROGRESS || errno == EINTR) return false;
+      op.result = errno_result();
+      return true;
+    }
+    int error = 0;
+    socklen_t length = sizeof error;
+    if (::getsockopt(op.fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
+    if (error == 0) {
+      // A stale wake-up can arrive before the handshake ends: only a socket
+      // with a peer is connected.
+      sockaddr_storage peer{};
+      socklen_t peer_length = sizeof peer;
+      if (::getpeername(op.fd, reinterpret_cast<sockaddr*>(&peer), &peer_length) != 0) {
+        return errno != ENOTCONN ? (op.result = errno_result(), true) : false;
+      }
+    }
+    op.result = -error;
+    return true;
+  }
+
+  int epoll_fd_ = -1;
+  std::vector<FdState> fds_;
+  std::vector<Operation*> again_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_epoll_backend(Loop& loop, const LoopOptions& options) {
+  return std::make_unique<EpollBackend>(loop, options);
+}
+
+}  // namespace salam::detail

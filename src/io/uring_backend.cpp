@@ -1,0 +1,290 @@
+// The io_uring backend: every operation is one SQE whose user_data is the
+// Operation's address; the CQE carries the result back.
+//
+// Kernel features relied on (Linux 5.19+): multishot accept, provided-buffer
+// rings, IORING_FEAT_NODROP (a full CQ ring holds completions in the kernel
+// instead of dropping them). Optional: SINGLE_ISSUER and DEFER_TASKRUN
+// (6.1+) let completions run only when the loop asks for them, which saves
+// interrupts of the loop's thread.
+#include <liburing.h>
+#include <salam/log.hpp>
+#include <salam/result.hpp>
+#include <sys/mman.h>
+
+#include <array>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include "io/backend.hpp"
+
+namespace salam::detail {
+
+namespace {
+
+// user_data of SQEs whose completion nobody waits for (cancellations).
+constexpr std::uint64_t kIgnored = 0;
+constexpr std::uint16_t kBufferGroup = 0;
+
+int setup_ring(io_uring& ring, std::uint32_t entries) {
+  // Try the most helpful flags first, then what older kernels accept.
+  const std::array<unsigned, 3> flag_sets = {
+      IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
+          IORING_SETUP_DEFER_TASKRUN,
+      IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN,
+      0,
+  };
+  int result = -EINVAL;
+  for (unsigned flags : flag_sets) {
+    io_uring_params params{};
+    params.flags = flags | IORING_SETUP_CQSIZE;
+    params.cq_entries = entries * 4;
+    result = io_uring_queue_init_params(entries, &ring, &params);
+    if (result == 0) {
+      if ((params.features & IORING_FEAT_NODROP) == 0) {
+        io_uring_queue_exit(&ring);
+        return -EOPNOTSUPP;
+      }
+      return 0;
+    }
+    if (result != -EINVAL) break;  // EPERM, ENOSYS, ENOMEM: another flag set will not help
+  }
+  return result;
+}
+
+class BufferRing {
+ public:
+  // Registers a provided-buffer ring with room for `capacity` buffers.
+  // Returns -errno on failure (EINVAL before Linux 5.19).
+  int setup(io_uring& ring, std::uint32_t capacity) {
+    entries_ = std::bit_ceil(std::max<std::uint32_t>(capacity, 1));
+    bytes_ = entries_ * sizeof(io_uring_buf);
+    void* memory = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (memory == MAP_FAILED) return -errno;
+    ring_ = static_cast<io_uring_buf_ring*>(memory);
+    io_uring_buf_ring_init(ring_);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uint64_t>(ring_);
+    reg.ring_entries = entries_;
+    reg.bgid = kBufferGroup;
+    int result = io_uring_register_buf_ring(&ring, &reg, 0);
+    if (result != 0) {
+      release();
+      return result;
+    }
+    return 0;
+  }
+  void release() noexcept {
+    if (ring_ != nullptr) ::munmap(ring_, bytes_);
+    ring_ = nullptr;
+  }
+  void add(std::byte* data, std::uint32_t size, std::uint16_t id) noexcept {
+    io_uring_buf_ring_add(ring_, data, size, id, io_uring_buf_ring_mask(entries_), 0);
+    io_uring_buf_ring_advance(ring_, 1);
+  }
+  bool registered() const noexcept { return ring_ != nullptr; }
+
+ private:
+  io_uring_buf_ring* ring_ = nullptr;
+  std::uint32_t entries_ = 0;
+  std::size_t bytes_ = 0;
+};
+
+class UringBackend final : public Backend {
+ public:
+  UringBackend(Loop& loop, const LoopOptions& options)
+      : Backend(loop, BufferPool(options.buffer_size, options.buffers_initial, options.buffers_max)) {
+    if (int result = setup_ring(ring_, options.ring_entries); result < 0) {
+      throw std::system_error(-result, std::system_category(), "io_uring_setup");
+    }
+    if (int result = buffer_ring_.setup(ring_, buffers_.max()); result < 0) {
+      io_uring_queue_exit(&ring_);
+      throw std::system_error(-result, std::system_category(),
+                              "io_uring provided-buffer ring (needs Linux 5.19)");
+    }
+    for (std::uint32_t id = 0; id < buffers_.count(); ++id) {
+      recycle_buffer(static_cast<std::uint16_t>(id));
+    }
+  }
+
+  ~UringBackend() override {
+    io_uring_queue_exit(&ring_);
+    buffer_ring_.release();
+  }
+
+  bool start(Operation& op) noexcept override {
+    io_uring_sqe* sqe = get_sqe();
+    if (sqe == nullptr) {
+      op.result = -EBUSY;
+      return true;
+    }
+    prepare(*sqe, op);
+    return false;
+  }
+
+  void cancel(Operation& op) noexcept override {
+    io_uring_sqe* sqe = get_sqe();
+    if (sqe == nullptr) return;  // the deadline or drain will try again
+    io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(&op), 0);
+    io_uring_sqe_set_data64(sqe, kIgnored);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  }
+
+  void wait(Duration timeout) noexcept override {
+    int result;
+    if (timeout == Duration::zero()) {
+      result = io_uring_submit_and_get_events(&ring_);
+    } else if (timeout < Duration::zero()) {
+      result = io_uring_submit_and_wait(&ring_, 1);
+    } else {
+      auto seconds = std::chrono::duration_cast<std::chrono::seconds>(timeout);
+      __kernel_timespec ts{};
+      ts.tv_sec = seconds.count();
+      ts.tv_nsec = (timeout - seconds).count();
+      io_uring_cqe* cqe = nullptr;
+      result = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    }
+    if (result < 0 && result != -ETIME && result != -EINTR && result != -EAGAIN &&
+        result != -EBUSY) {
+      log::error("io_uring_enter: {}", errno_code(result).message());
+    }
+    reap();
+  }
+
+  void forget_fd(int) noexcept override {}
+
+  void recycle_buffer(std::uint16_t id) noexcept override {
+    buffer_ring_.add(buffers_.data(id), buffers_.buffer_size(), id);
+  }
+
+  int socket_flags() const noexcept override { return 0; }
+
+ private:
+  io_uring_sqe* get_sqe() noexcept {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) {
+      // The submission queue is full: hand it to the kernel and retry.
+      io_uring_submit(&ring_);
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    return sqe;
+  }
+
+  void prepare(io_uring_sqe& sqe, Operation& op) noexcept {
+    switch (op.code) {
+      case OpCode::accept:
+        if (op.multishot) {
+          io_uring_prep_multishot_accept(&sqe, op.fd, nullptr, nullptr, SOCK_CLOEXEC);
+        } else {
+          io_uring_prep_accept(&sqe, op.fd, op.address, op.address_length, SOCK_CLOEXEC);
+        }
+        break;
+      case OpCode::recv:
+        io_uring_prep_recv(&sqe, op.fd, op.buffer, op.length, op.msg_flags);
+        break;
+      case OpCode::recv_pooled:
+        io_uring_prep_recv(&sqe, op.fd, nullptr, std::min(op.length, buffers_.buffer_size()),
+                           op.msg_flags);
+        sqe.flags |= IOSQE_BUFFER_SELECT;
+        sqe.buf_group = kBufferGroup;
+        break;
+      case OpCode::send:
+        io_uring_prep_send(&sqe, op.fd, op.buffer, op.length, op.msg_flags | MSG_NOSIGNAL);
+        break;
+      case OpCode::connect:
+        io_uring_prep_connect(&sqe, op.fd, op.address, *op.address_length);
+        break;
+      case OpCode::read:
+        io_uring_prep_read(&sqe, op.fd, op.buffer, op.length, ~std::uint64_t{0});
+        break;
+      case OpCode::sleep:
+        io_uring_prep_nop(&sqe);  // the Loop handles sleeps; never reached
+        break;
+    }
+    io_uring_sqe_set_data(&sqe, &op);
+  }
+
+  void reap() noexcept {
+    struct Done {
+      std::uint64_t user_data;
+      int result;
+      std::uint32_t flags;
+    };
+    std::array<Done, 256> batch;
+    for (;;) {
+      unsigned head;
+      unsigned count = 0;
+      io_uring_cqe* cqe;
+      io_uring_for_each_cqe(&ring_, head, cqe) {
+        batch[count++] = Done{cqe->user_data, cqe->res, cqe->flags};
+        if (count == batch.size()) break;
+      }
+      if (count == 0) return;
+      // Free the CQ slots before running callbacks, which may submit more.
+      io_uring_cq_advance(&ring_, count);
+      for (unsigned i = 0; i < count; ++i) {
+        dispatch(batch[i].user_data, batch[i].result, batch[i].flags);
+      }
+      if (count < batch.size()) return;
+    }
+  }
+
+  void dispatch(std::uint64_t user_data, int result, std::uint32_t cqe_flags) noexcept {
+    if (user_data == kIgnored) return;
+    auto& op = *reinterpret_cast<Operation*>(user_data);
+    if (op.code == OpCode::recv_pooled && result == -ENOBUFS && !op.cancel_requested) {
+      // Every buffer is lent out: grow the pool and try again. At the cap
+      // the read fails with ENOBUFS, and memory stays bounded.
+      if (auto added = buffers_.grow()) {
+        for (std::uint16_t i = 0; i < added->count; ++i) recycle_buffer(added->first + i);
+        if (io_uring_sqe* sqe = get_sqe()) {
+          prepare(*sqe, op);
+          return;
+        }
+      }
+    }
+    op.result = result;
+    op.flags = 0;
+    if ((cqe_flags & IORING_CQE_F_MORE) != 0) op.flags |= kMoreCompletions;
+    if ((cqe_flags & IORING_CQE_F_BUFFER) != 0) {
+      op.flags |= kHasBuffer;
+      op.buffer_id = static_cast<std::uint16_t>(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
+    }
+    loop_.complete(op);
+  }
+
+  io_uring ring_{};
+  BufferRing buffer_ring_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_uring_backend(Loop& loop, const LoopOptions& options) {
+  return std::make_unique<UringBackend>(loop, options);
+}
+
+// Sets up a small ring and a provided-buffer ring, as a loop would, and
+// reports why io_uring cannot be used here (or an empty string).
+std::string probe_io_uring() {
+  io_uring ring{};
+  int result = setup_ring(ring, 8);
+  if (result == -EPERM) {
+    return "io_uring is not permitted here (kernel.io_uring_disabled or a seccomp filter)";
+  }
+  if (result == -ENOSYS) return "the kernel has no io_uring (or a seccomp filter hides it)";
+  if (result == -EOPNOTSUPP) return "the kernel's io_uring lacks IORING_FEAT_NODROP (needs 5.5)";
+  if (result < 0) return "io_uring_setup failed: " + errno_code(result).message();
+  BufferRing buffers;
+  result = buffers.setup(ring, 8);
+  std::string why;
+  if (result < 0) {
+    why = "the kernel's io_uring lacks provided-buffer rings (needs Linux 5.19): " +
+          errno_code(result).message();
+  }
+  io_uring_queue_exit(&ring);
+  buffers.release();
+  return why;
+}
+
+}  // namespace salam::detail

@@ -1,0 +1,169 @@
+#include <salam/log.hpp>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <ctime>
+#include <stdexcept>
+#include <string>
+
+namespace salam::log {
+
+namespace {
+
+Settings global_settings;
+
+// A line longer than this is still written whole; the threshold only
+// decides when a buffering thread writes before the end of its turn.
+constexpr std::size_t kFlushThreshold = 32 * 1024;
+
+struct ThreadLog {
+  fmt::memory_buffer lines;
+  fmt::memory_buffer message;  // JSON only: the unescaped message
+  bool buffering = false;
+  std::size_t line_start = 0;
+  // The formatted "YYYY-MM-DDTHH:MM:SS" of the last second seen.
+  std::time_t cached_second = -1;
+  std::array<char, 20> second_text{};
+
+  ~ThreadLog() { flush(); }
+
+  void flush() noexcept {
+    const char* data = lines.data();
+    std::size_t left = lines.size();
+    while (left > 0) {
+      ssize_t n = ::write(global_settings.fd, data, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // nowhere to write: drop rather than block or spin
+      data += n;
+      left -= static_cast<std::size_t>(n);
+    }
+    lines.clear();
+  }
+};
+
+ThreadLog& thread_log() {
+  thread_local ThreadLog log;
+  return log;
+}
+
+void append_time(ThreadLog& log) {
+  auto now = std::chrono::system_clock::now();
+  auto since_epoch = now.time_since_epoch();
+  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
+  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch - seconds);
+  std::time_t second = static_cast<std::time_t>(seconds.count());
+  if (second != log.cached_second) {
+    std::tm parts{};
+    ::gmtime_r(&second, &parts);
+    std::strftime(log.second_text.data(), log.second_text.size(), "%Y-%m-%dT%H:%M:%S", &parts);
+    log.cached_second = second;
+  }
+  fmt::format_to(fmt::appender(log.lines), "{}.{:03}Z", log.second_text.data(), millis.count());
+}
+
+}  // namespace
+
+void configure(const Settings& settings) noexcept { global_settings = settings; }
+const Settings& settings() noexcept { return global_settings; }
+
+Level parse_level(std::string_view text) {
+  if (text == "debug") return Level::debug;
+  if (text == "info") return Level::info;
+  if (text == "warning" || text == "warn") return Level::warning;
+  if (text == "error") return Level::error;
+  if (text == "critical") return Level::critical;
+  if (text == "off") return Level::off;
+  throw std::invalid_argument("unknown log level '" + std::string(text) +
+                              "' (expected debug, info, warning, error, critical or off)");
+}
+
+std::string_view to_string(Level level) noexcept {
+  switch (level) {
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warning:
+      return "warning";
+    case Level::error:
+      return "error";
+    case Level::critical:
+      return "critical";
+    case Level::off:
+      return "off";
+  }
+  return "?";
+}
+
+void append_json_escaped(fmt::memory_buffer& out, std::string_view text) {
+  for (char c : text) {
+    switch (c) {
+      case '"':
+        out.append(std::string_view("\\\""));
+        break;
+      case '\\':
+        out.append(std::string_view("\\\\"));
+        break;
+      case '\n':
+        out.append(std::string_view("\\n"));
+        break;
+      case '\r':
+        out.append(std::string_view("\\r"));
+        break;
+      case '\t':
+        out.append(std::string_view("\\t"));
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          fmt::format_to(fmt::appender(out), "\\u{:04x}", static_cast<unsigned>(c));
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+}
+
+namespace detail {
+
+fmt::memory_buffer& begin_line(Level level) {
+  ThreadLog& log = thread_log();
+  log.line_start = log.lines.size();
+  if (global_settings.format == Format::json) {
+    log.lines.append(std::string_view(R"({"time":")"));
+    append_time(log);
+    fmt::format_to(fmt::appender(log.lines), R"(","level":"{}","msg":")", to_string(level));
+    log.message.clear();
+    return log.message;
+  }
+  append_time(log);
+  fmt::format_to(fmt::appender(log.lines), " {} ", to_string(level));
+  return log.lines;
+}
+
+void end_line() {
+  ThreadLog& log = thread_log();
+  if (global_settings.format == Format::json) {
+    append_json_escaped(log.lines, std::string_view(log.message.data(), log.message.size()));
+    log.lines.append(std::string_view("\"}"));
+  }
+  log.lines.push_back('\n');
+  if (!log.buffering || log.lines.size() >= kFlushThreshold) log.flush();
+}
+
+}  // namespace detail
+
+void flush_thread_buffer() noexcept {
+  ThreadLog& log = thread_log();
+  if (log.lines.size() > 0) log.flush();
+}
+
+void set_thread_buffering(bool on) noexcept {
+  ThreadLog& log = thread_log();
+  log.buffering = on;
+  if (!on) log.flush();
+}
+
+}  // namespace salam::log

@@ -1,0 +1,247 @@
+#include <pthread.h>
+#include <salam/log.hpp>
+#include <salam/server.hpp>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <future>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "listen_socket.hpp"
+#include "shard.hpp"
+
+namespace salam {
+
+namespace {
+
+unsigned available_cpus() noexcept {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) {
+    int count = CPU_COUNT(&set);
+    if (count > 0) return static_cast<unsigned>(count);
+  }
+  unsigned hardware = std::thread::hardware_concurrency();
+  return hardware > 0 ? hardware : 1;
+}
+
+// salam sends with MSG_NOSIGNAL, but a log written to a closed pipe would
+// still raise SIGPIPE: ignore it unless the program chose otherwise.
+void ignore_sigpipe() noexcept {
+  struct sigaction current {};
+  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+    std::signal(SIGPIPE, SIG_IGN);
+  }
+}
+
+}  // namespace
+
+struct Server::Impl {
+  struct Listener {
+    detail::ListenAddress address;
+    Handler handler;
+    // One socket shared by all shards, or one per shard (SO_REUSEPORT).
+    std::vector<std::shared_ptr<FileDescriptor>> sockets;
+    std::string local;
+    SocketAddress local_ip;
+  };
+
+  ServerOptions options;
+  unsigned shard_count = 1;
+  std::vector<std::unique_ptr<Listener>> listeners;
+  std::vector<std::unique_ptr<detail::Shard>> shards;
+  std::vector<std::thread> threads;
+  std::mutex mutex;
+  bool started = false;
+  bool joined = false;
+  std::atomic<unsigned> running_shards = 0;
+
+  ~Impl() {
+    for (const auto& listener : listeners) {
+      if (!listener->address.unix_path.empty()) ::unlink(listener->address.unix_path.c_str());
+    }
+  }
+};
+
+Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>()) {
+  ignore_sigpipe();
+  std::string why_not;
+  options.loop.backend = resolve_backend(options.loop.backend, &why_not);
+  if (!why_not.empty()) log::info("using epoll: {}", why_not);
+  impl_->shard_count = options.threads > 0 ? options.threads : available_cpus();
+  impl_->options = std::move(options);
+}
+
+Server::~Server() {
+  stop(Duration::zero());
+  wait();
+}
+
+std::size_t Server::listen(const ListenOptions& options, Handler handler) {
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->started) throw std::logic_error("Server::listen after start");
+  auto listener = std::make_unique<Impl::Listener>();
+  listener->address = detail::ListenAddress::parse(options.address);
+  listener->handler = std::move(handler);
+
+  ListenOptions effective = options;
+  bool clamped = false;
+  effective.backlog = detail::effective_backlog(options.backlog, clamped);
+  if (clamped) {
+    log::warning("listen backlog {} for {} clamped to net.core.somaxconn = {}", options.backlog,
+                 listener->address.to_string(), effective.backlog);
+  }
+  // SO_REUSEPORT groups are for IP sockets; a Unix listener is shared.
+  const bool per_shard = options.reuse_port && listener->address.ip.has_value();
+  detail::ListenAddress bind_address = listener->address;
+  const unsigned count = per_shard ? impl_->shard_count : 1;
+  for (unsigned i = 0; i < count; ++i) {
+    listener->sockets.push_back(std::make_shared<FileDescriptor>(
+        detail::open_listen_socket(bind_address, effective, per_shard)));
+    if (i == 0 && bind_address.ip) {
+      // Port 0 picks a port; the other sockets of the group must take the same.
+      sockaddr_storage raw{};
+      socklen_t length = sizeof raw;
+      ::getsockname(listener->sockets[0]->get(), reinterpret_cast<sockaddr*>(&raw), &length);
+      if (auto bound = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&raw), length)) {
+        bind_address.ip = *bound;
+        listener->local_ip = *bound;
+      }
+    }
+  }
+  listener->local = bind_address.to_string();
+  impl_->listeners.push_back(std::move(listener));
+  return impl_->listeners.size() - 1;
+}
+
+std::string Server::local_address(std::size_t index) const {
+  return impl_->listeners.at(index)->local;
+}
+
+SocketAddress Server::local_socket_address(std::size_t index) const {
+  return impl_->listeners.at(index)->local_ip;
+}
+
+void Server::start() {
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->started) return;
+  impl_->started = true;
+
+  std::vector<std::promise<void>> started(impl_->shard_count);
+  for (unsigned index = 0; index < impl_->shard_count; ++index) {
+    std::vector<detail::ShardListener> listeners;
+    for (const auto& listener : impl_->listeners) {
+      const auto& socket = listener->sockets.size() > 1 ? listener->sockets[index] : listener->sockets[0];
+      listeners.push_back(detail::ShardListener{socket, &listener->handler});
+    }
+    impl_->shards.push_back(
+        std::make_unique<detail::Shard>(index, impl_->options, std::move(listeners)));
+  }
+  // The sockets now belong to the shards' acceptors: when they stop, the
+  // sockets close.
+  for (const auto& listener : impl_->listeners) listener->sockets.clear();
+
+  impl_->running_shards = impl_->shard_count;
+  for (unsigned index = 0; index < impl_->shard_count; ++index) {
+    impl_->threads.emplace_back([this, index, &started] {
+      std::string name = "salam-shard-" + std::to_string(index);
+      ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
+      impl_->shards[index]->run(started[index]);
+      impl_->running_shards.fetch_sub(1);
+    });
+  }
+  std::exception_ptr failure;
+  for (auto& promise : started) {
+    try {
+      promise.get_future().get();
+    } catch (...) {
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) {
+    for (auto& shard : impl_->shards) shard->request_stop(Clock::now());
+    for (auto& thread : impl_->threads) thread.join();
+    impl_->joined = true;
+    std::rethrow_exception(failure);
+  }
+  const std::string backend(to_string(impl_->options.loop.backend));
+  for (const auto& listener : impl_->listeners) {
+    log::info("listening on {} ({} shard{}, {})", listener->local, impl_->shard_count,
+              impl_->shard_count == 1 ? "" : "s", backend);
+  }
+}
+
+void Server::stop(Duration drain_timeout) noexcept {
+  std::lock_guard lock(impl_->mutex);
+  const TimePoint deadline = Clock::now() + drain_timeout;
+  for (auto& shard : impl_->shards) shard->request_stop(deadline);
+}
+
+void Server::wait() {
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->joined) return;
+  for (auto& thread : impl_->threads) {
+    if (thread.joinable()) thread.join();
+  }
+  impl_->joined = true;
+}
+
+bool Server::running() const noexcept { return impl_->running_shards.load() > 0; }
+
+unsigned Server::shard_count() const noexcept { return impl_->shard_count; }
+
+BackendKind Server::backend() const noexcept { return impl_->options.loop.backend; }
+
+std::size_t Server::connection_count() const noexcept {
+  std::size_t total = 0;
+  for (const auto& shard : impl_->shards) total += shard->open_connections();
+  return total;
+}
+
+std::size_t Server::cancelled_at_drain() const noexcept {
+  std::size_t total = 0;
+  for (const auto& shard : impl_->shards) total += shard->cancelled_at_drain();
+  return total;
+}
+
+int run_until_signal(Server& server, Duration drain_timeout) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigset_t previous;
+  // Blocked before the shards start, so that their threads inherit the
+  // mask and the signals come here.
+  ::pthread_sigmask(SIG_BLOCK, &signals, &previous);
+  server.start();
+
+  int signal_number = 0;
+  while (::sigwait(&signals, &signal_number) != 0) {
+  }
+  log::info("{}: stopping; connections have {} ms to finish", ::strsignal(signal_number),
+            std::chrono::duration_cast<std::chrono::milliseconds>(drain_timeout).count());
+  log::flush_thread_buffer();
+  server.stop(drain_timeout);
+
+  const timespec poll{0, 50'000'000};
+  while (server.running()) {
+    if (::sigtimedwait(&signals, nullptr, &poll) > 0) {
+      log::info("second signal: closing all connections now");
+      server.stop(Duration::zero());
+    }
+  }
+  server.wait();
+  ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  return server.cancelled_at_drain() == 0 ? 0 : 1;
+}
+
+}  // namespace salam

@@ -1,0 +1,39 @@
+// TimerHeap: the pending deadlines of one loop, earliest first.
+//
+// A binary min-heap of operations keyed by Operation::deadline. Each
+// operation remembers its slot (heap_index), so removing one that finished
+// before its deadline — the common case — is O(log n) with no search.
+//
+// Threading: one per loop, used on its thread only. Does not own the
+// operations.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include <salam/detail/operation.hpp>
+
+namespace salam::detail {
+
+class TimerHeap {
+ public:
+  bool empty() const noexcept { return heap_.empty(); }
+  std::size_t size() const noexcept { return heap_.size(); }
+  Operation* top() const noexcept { return heap_.empty() ? nullptr : heap_.front(); }
+
+  void push(Operation& op);
+  void remove(Operation& op) noexcept;
+  Operation* pop() noexcept;
+
+ private:
+  void sift_up(std::size_t index) noexcept;
+  void sift_down(std::size_t index) noexcept;
+  void place(std::size_t index, Operation* op) noexcept {
+    heap_[index] = op;
+    op->heap_index = static_cast<std::uint32_t>(index);
+  }
+
+  std::vector<Operation*> heap_;
+};
+
+}  // namespace salam::detail
