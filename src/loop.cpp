@@ -95,6 +95,7 @@ void Loop::run(Task<> main) {
 void Loop::turn() {
   run_deferred();
   run_posted();
+  if (tasks_.active() == 0) return;  // the last task just ended: do not block
   Duration timeout{-1};
   if (!deferred_.empty()) {
     timeout = Duration::zero();

@@ -16,7 +16,7 @@ namespace salam {
 // Builds an error_code from an errno value (positive or negative, as the
 // kernel and io_uring return them).
 inline std::error_code errno_code(int err) noexcept {
-  return {err < 0 ? -err : err, std::system_category()};
+  return {err < 0 ? -err : err, std::generic_category()};
 }
 
 template <typename T>

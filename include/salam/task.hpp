@@ -6,8 +6,11 @@
 //   destructor. Destroy a task only when it has not started or has
 //   finished; a task suspended in an operation is finished by completing
 //   or cancelling that operation, never by destruction.
-// - Symmetric transfer: finishing a task resumes its awaiter directly, so
-//   long chains of synchronous completions do not grow the stack.
+// - Bounded stack: a task that finishes before its first suspension
+//   returns to its awaiter without a nested resume, and one that finishes
+//   later resumes its awaiter by symmetric transfer, so long chains of
+//   synchronous completions do not grow the stack — in unoptimised builds
+//   too, where the compiler may not turn symmetric transfer into a jump.
 // - Exceptions thrown in the body are stored and rethrown to the awaiter;
 //   a TaskScope reports them instead (see scope.hpp).
 //
@@ -40,13 +43,22 @@ struct PromiseBase {
   std::coroutine_handle<> continuation;
   TaskScope* scope = nullptr;
   std::exception_ptr exception;
+  // While the awaiter's await_suspend is still running the task (`starting`),
+  // finishing only records it (`finished_inline`) instead of resuming.
+  enum class Start : unsigned char { idle, starting, finished_inline } start = Start::idle;
 
   struct FinalAwaiter {
     bool await_ready() const noexcept { return false; }
     template <typename Promise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
       PromiseBase& promise = self.promise();
-      if (promise.continuation) return promise.continuation;
+      if (promise.continuation) {
+        if (promise.start == Start::starting) {
+          promise.start = Start::finished_inline;
+          return std::noop_coroutine();
+        }
+        return promise.continuation;
+      }
       if (promise.scope != nullptr) {
         return task_scope_finished(*promise.scope, self, std::move(promise.exception));
       }
@@ -114,9 +126,14 @@ class [[nodiscard]] Task {
     struct Awaiter {
       Handle handle;
       bool await_ready() const noexcept { return false; }
-      std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiter) noexcept {
-        handle.promise().continuation = awaiter;
-        return handle;
+      bool await_suspend(std::coroutine_handle<> awaiter) noexcept {
+        auto& promise = handle.promise();
+        promise.continuation = awaiter;
+        promise.start = detail::PromiseBase::Start::starting;
+        handle.resume();
+        if (promise.start == detail::PromiseBase::Start::finished_inline) return false;
+        promise.start = detail::PromiseBase::Start::idle;  // it suspended; it resumes us at its end
+        return true;
       }
       T await_resume() { return handle.promise().take(); }
     };

@@ -156,6 +156,7 @@ class UringBackend final : public Backend {
 
   void recycle_buffer(std::uint16_t id) noexcept override {
     buffer_ring_.add(buffers_.data(id), buffers_.buffer_size(), id);
+    ++in_ring_;
   }
 
   int socket_flags() const noexcept override { return 0; }
@@ -234,10 +235,16 @@ class UringBackend final : public Backend {
     if (user_data == kIgnored) return;
     auto& op = *reinterpret_cast<Operation*>(user_data);
     if (op.code == OpCode::recv_pooled && result == -ENOBUFS && !op.cancel_requested) {
-      // Every buffer is lent out: grow the pool and try again. At the cap
-      // the read fails with ENOBUFS, and memory stays bounded.
-      if (auto added = buffers_.grow()) {
-        for (std::uint16_t i = 0; i < added->count; ++i) recycle_buffer(added->first + i);
+      // Every buffer was lent out when this read ran. Reads that failed in
+      // the same batch may find buffers that came back or were added since;
+      // otherwise grow the pool. At the cap the read fails with ENOBUFS,
+      // and memory stays bounded.
+      if (in_ring_ == 0) {
+        if (auto added = buffers_.grow()) {
+          for (std::uint16_t i = 0; i < added->count; ++i) recycle_buffer(added->first + i);
+        }
+      }
+      if (in_ring_ > 0) {
         if (io_uring_sqe* sqe = get_sqe()) {
           prepare(*sqe, op);
           return;
@@ -248,6 +255,7 @@ class UringBackend final : public Backend {
     op.flags = 0;
     if ((cqe_flags & IORING_CQE_F_MORE) != 0) op.flags |= kMoreCompletions;
     if ((cqe_flags & IORING_CQE_F_BUFFER) != 0) {
+      --in_ring_;
       op.flags |= kHasBuffer;
       op.buffer_id = static_cast<std::uint16_t>(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
     }
@@ -256,6 +264,8 @@ class UringBackend final : public Backend {
 
   io_uring ring_{};
   BufferRing buffer_ring_;
+  // Buffers the kernel may pick from now.
+  std::uint32_t in_ring_ = 0;
 };
 
 }  // namespace

@@ -1,0 +1,321 @@
+// The Server over real loopback sockets, on both backends: concurrency,
+// slow and silent clients, lingering close, resets, several listeners and
+// structured shutdown.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <salam/salam.hpp>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "../support/backends.hpp"
+#include "../support/clients.hpp"
+
+namespace salam {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::connect_blocking;
+using testing::greet_once;
+using testing::read_until_eof;
+using testing::run_exchanges;
+using testing::send_all;
+
+constexpr std::string_view kHello = "Hello, client!";
+
+// The greeting protocol, with the read deadline a parameter.
+Task<> greet(Connection client, Duration read_timeout) {
+  auto request = co_await client.read(1024, read_timeout);
+  if (request) co_await client.write_all(kHello, 10s);
+  co_await client.close_gracefully({.timeout = 5s});
+}
+
+Handler greeter(Duration read_timeout = 10s) {
+  return [read_timeout](Connection client) { return greet(std::move(client), read_timeout); };
+}
+
+// Sends a lot, for reset-mid-write tests.
+Task<> flood(Connection client, std::shared_ptr<std::atomic<int>> write_errors) {
+  std::vector<std::byte> chunk(1 << 20, std::byte{'x'});
+  for (int i = 0; i < 200; ++i) {
+    if (auto error = co_await client.write_all(chunk, 10s)) {
+      write_errors->fetch_add(1);
+      break;
+    }
+  }
+}
+
+// Waits for input for ever (until shutdown cancels it).
+Task<> wait_for_ever(Connection client, std::shared_ptr<std::atomic<int>> cancelled_reads) {
+  auto input = co_await client.read(1024);
+  if (!input && input.error() == cancelled()) cancelled_reads->fetch_add(1);
+}
+
+// Replies after a pause, to have work in flight at stop().
+Task<> slow_greet(Connection client) {
+  auto request = co_await client.read(1024, 5s);
+  co_await client.loop().sleep(200ms);
+  if (request) co_await client.write_all(kHello, 5s);
+  co_await client.close_gracefully();
+}
+
+// Records who connected, as the handler sees it.
+Task<> record_peer(Connection client, std::shared_ptr<std::mutex> mutex,
+                   std::shared_ptr<std::vector<std::string>> peers) {
+  {
+    std::lock_guard lock(*mutex);
+    peers->push_back(client.peer().to_string());
+  }
+  co_await client.write_all(kHello, 5s);
+  co_await client.close_gracefully();
+}
+
+class ServerTest : public ::testing::TestWithParam<BackendKind> {
+ protected:
+  void SetUp() override {
+    SALAM_REQUIRE_BACKEND(GetParam());
+    testing::raise_descriptor_limit();
+  }
+
+  ServerOptions options(unsigned threads = 2) const {
+    ServerOptions options;
+    options.threads = threads;
+    options.loop.backend = GetParam();
+    return options;
+  }
+
+  // Waits up to `limit` for the server's connection count to reach 0.
+  static bool connections_drop_to_zero(const Server& server, Duration limit = 5s) {
+    const TimePoint until = Clock::now() + limit;
+    while (server.connection_count() != 0) {
+      if (Clock::now() > until) return false;
+      std::this_thread::sleep_for(10ms);
+    }
+    return true;
+  }
+};
+
+TEST_P(ServerTest, ServesAThousandConcurrentClients) {
+  for (bool reuse_port : {false, true}) {
+    SCOPED_TRACE(reuse_port ? "one listener per shard" : "one shared listener");
+    Server server(options());
+    server.listen({.address = "127.0.0.1:0", .reuse_port = reuse_port}, greeter());
+    server.start();
+    auto stats = run_exchanges(server.local_socket_address(0), 1000, 1000, "hi", kHello, 60s);
+    EXPECT_EQ(stats.ok, 1000) << stats.first_problem;
+    EXPECT_EQ(stats.wrong_reply, 0);
+    EXPECT_EQ(stats.failed, 0);
+    EXPECT_TRUE(connections_drop_to_zero(server));
+    server.stop(1s);
+    server.wait();
+    EXPECT_EQ(server.cancelled_at_drain(), 0u);
+  }
+}
+
+TEST_P(ServerTest, ASilentClientDelaysNobodyAndIsClosedAtTheReadTimeout) {
+  Server server(options(1));  // one shard: the silent client shares it with everyone
+  server.listen({.address = "127.0.0.1:0"}, greeter(500ms));
+  server.start();
+  const auto address = server.local_socket_address(0);
+
+  auto silent = connect_blocking(address, 10s);
+  ASSERT_TRUE(silent);
+  const auto silent_since = Clock::now();
+  for (int i = 0; i < 20; ++i) {
+    const auto started = Clock::now();
+    int error = -1;
+    EXPECT_EQ(greet_once(address, "hi", &error), kHello);
+    EXPECT_EQ(error, 0);
+    // Served at once, not after the silent client's 500 ms (tolerance: a
+    // loaded 2-core machine may add a few hundred ms, never the timeout).
+    EXPECT_LT(Clock::now() - started, 450ms);
+  }
+  int error = -1;
+  EXPECT_EQ(read_until_eof(silent.get(), &error), "") << "a silent client gets no reply";
+  EXPECT_EQ(error, 0) << "it is closed cleanly, not reset";
+  const auto waited = Clock::now() - silent_since;
+  EXPECT_GE(waited, 500ms);
+  EXPECT_LT(waited, 5s);
+  server.stop(1s);
+  server.wait();
+}
+
+TEST_P(ServerTest, ReplySurvivesUnreadInput) {
+  // The client sends 64 KiB but the server reads only its first 1024
+  // bytes. A plain close() would answer the unread bytes with an RST that
+  // can destroy the reply; the lingering close must deliver it intact.
+  Server server(options());
+  server.listen({.address = "127.0.0.1:0"}, greeter());
+  server.start();
+  for (int round = 0; round < 20; ++round) {
+    auto client = connect_blocking(server.local_socket_address(0));
+    ASSERT_TRUE(client);
+    ASSERT_TRUE(send_all(client.get(), std::string(64 * 1024, 'a')));
+    std::this_thread::sleep_for(20ms);  // let the reply and FIN arrive before reading
+    int error = -1;
+    EXPECT_EQ(read_until_eof(client.get(), &error), kHello) << "round " << round;
+    EXPECT_EQ(error, 0) << "round " << round << ": " << strerror(error);
+  }
+  server.stop(1s);
+  server.wait();
+  EXPECT_EQ(server.cancelled_at_drain(), 0u);
+}
+
+TEST_P(ServerTest, APeerResettingMidWriteHarmsNobodyElse) {
+  auto write_errors = std::make_shared<std::atomic<int>>(0);
+  Server server(options());
+  server.listen({.address = "127.0.0.1:0"},
+                [write_errors](Connection client) { return flood(std::move(client), write_errors); });
+  const auto greeter_index = server.listen({.address = "127.0.0.1:0"}, greeter());
+  server.start();
+  for (int i = 0; i < 10; ++i) {
+    auto client = connect_blocking(server.local_socket_address(0));
+    ASSERT_TRUE(client);
+    char some[4096];
+    ASSERT_GT(::recv(client.get(), some, sizeof some, 0), 0);
+    // SO_LINGER 0: close sends RST while the server is writing.
+    linger abort{1, 0};
+    ::setsockopt(client.get(), SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+  }
+  const TimePoint until = Clock::now() + 10s;
+  while (write_errors->load() < 10 && Clock::now() < until) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(write_errors->load(), 10) << "each reset ends its write with an error";
+  EXPECT_EQ(greet_once(server.local_socket_address(greeter_index), "hi"), kHello);
+  EXPECT_TRUE(connections_drop_to_zero(server));
+  server.stop(1s);
+  server.wait();
+}
+
+TEST_P(ServerTest, StopLetsConnectionsInFlightFinish) {
+  Server server(options());
+  server.listen({.address = "127.0.0.1:0"}, slow_greet);
+  server.start();
+  const auto address = server.local_socket_address(0);
+  std::vector<std::thread> clients;
+  std::atomic<int> served = 0;
+  for (int i = 0; i < 20; ++i) {
+    clients.emplace_back([&] {
+      if (greet_once(address, "hi") == kHello) served.fetch_add(1);
+    });
+  }
+  std::this_thread::sleep_for(100ms);  // all connected, none answered yet
+  const auto stopping = Clock::now();
+  server.stop(5s);
+  // New connections are refused at once.
+  const auto refused_deadline = Clock::now() + 2s;
+  bool refused = false;
+  while (!refused && Clock::now() < refused_deadline) {
+    auto late = connect_blocking(address, 1s);
+    refused = !late;
+    if (!refused) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(refused) << "the listener should close at stop()";
+  server.wait();
+  for (auto& client : clients) client.join();
+  EXPECT_EQ(served.load(), 20);
+  EXPECT_EQ(server.cancelled_at_drain(), 0u);
+  EXPECT_LT(Clock::now() - stopping, 4s) << "the drain ends when the last connection does";
+}
+
+TEST_P(ServerTest, StopCancelsWhatIsLeftAtTheDrainDeadline) {
+  auto cancelled_reads = std::make_shared<std::atomic<int>>(0);
+  Server server(options());
+  server.listen({.address = "127.0.0.1:0"}, [cancelled_reads](Connection client) {
+    return wait_for_ever(std::move(client), cancelled_reads);
+  });
+  server.start();
+  std::vector<FileDescriptor> idle;
+  for (int i = 0; i < 50; ++i) {
+    idle.push_back(connect_blocking(server.local_socket_address(0)));
+    ASSERT_TRUE(idle.back());
+  }
+  const TimePoint until = Clock::now() + 5s;
+  while (server.connection_count() < 50 && Clock::now() < until) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(server.connection_count(), 50u);
+
+  const auto stopping = Clock::now();
+  server.stop(300ms);
+  server.wait();
+  const auto took = Clock::now() - stopping;
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 3s);
+  EXPECT_EQ(server.cancelled_at_drain(), 50u);
+  EXPECT_EQ(cancelled_reads->load(), 50);
+  EXPECT_EQ(server.connection_count(), 0u);
+  for (auto& client : idle) {
+    int error = -1;
+    read_until_eof(client.get(), &error);
+    EXPECT_EQ(error, 0) << "closed, not left hanging";
+  }
+}
+
+TEST_P(ServerTest, ListensOnIpv4Ipv6AndDualStackAtOnce) {
+  auto mutex = std::make_shared<std::mutex>();
+  auto peers = std::make_shared<std::vector<std::string>>();
+  Handler recorder = [mutex, peers](Connection client) {
+    return record_peer(std::move(client), mutex, peers);
+  };
+  Server server(options());
+  const auto v4 = server.listen({.address = "127.0.0.1:0"}, recorder);
+  const auto v6 = server.listen({.address = "[::1]:0"}, recorder);
+  const auto dual = server.listen({.address = "[::]:0"}, recorder);
+  server.start();
+  EXPECT_EQ(greet_once(server.local_socket_address(v4), ""), kHello);
+  EXPECT_EQ(greet_once(server.local_socket_address(v6), ""), kHello);
+  auto dual_port = server.local_socket_address(dual).port();
+  EXPECT_EQ(greet_once(*SocketAddress::from_ip("::1", dual_port), ""), kHello);
+  EXPECT_EQ(greet_once(*SocketAddress::from_ip("127.0.0.1", dual_port), ""), kHello);
+  server.stop(1s);
+  server.wait();
+  ASSERT_EQ(peers->size(), 4u);
+  std::set<std::string> families;
+  for (const auto& peer : *peers) families.insert(peer.starts_with("[::1]:") ? "v6" : peer.substr(0, 10));
+  // The IPv4 client of the dual-stack listener shows as IPv4, not ::ffff:.
+  EXPECT_EQ(families, (std::set<std::string>{"v6", "127.0.0.1:"}));
+}
+
+TEST_P(ServerTest, ListensOnAUnixSocket) {
+  const std::string path = "/tmp/salam-test-" + std::to_string(::getpid()) + ".sock";
+  Server server(options());
+  server.listen({.address = "unix:" + path}, greeter());
+  server.start();
+  EXPECT_EQ(server.local_address(0), "unix:" + path);
+  FileDescriptor client(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  ASSERT_EQ(::connect(client.get(), reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_TRUE(send_all(client.get(), "hi"));
+  EXPECT_EQ(read_until_eof(client.get()), kHello);
+  client.reset();
+  server.stop(1s);
+  server.wait();
+  EXPECT_EQ(server.cancelled_at_drain(), 0u);
+}
+
+TEST_P(ServerTest, RefusesAnAddressInUseWithAClearMessage) {
+  Server first(options());
+  first.listen({.address = "127.0.0.1:0"}, greeter());
+  const std::string taken = first.local_address(0);
+  Server second(options());
+  try {
+    second.listen({.address = taken}, greeter());
+    FAIL() << "a second listener on " << taken << " was allowed";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), std::errc::address_in_use);
+    EXPECT_NE(std::string(e.what()).find("cannot listen on " + taken), std::string::npos) << e.what();
+  }
+}
+
+SALAM_INSTANTIATE_FOR_BACKENDS(ServerTest);
+
+}  // namespace
+}  // namespace salam
