@@ -16,8 +16,12 @@ salam::Task<> greet(salam::Connection client) {
   co_await client.close_gracefully();  // FIN first, so the reply is not lost to an RST
 }
 
-int main() {
+int main() try {
   salam::Server server;
   server.listen({.address = "127.0.0.1:8888"}, greet);
   return salam::run_until_signal(server);
+} catch (
+    const std::exception& e) {  // e.g. "cannot listen on 127.0.0.1:8888: Address already in use"
+  salam::log::critical("{}", e.what());
+  return 1;
 }

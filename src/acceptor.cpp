@@ -1,9 +1,9 @@
 #include "acceptor.hpp"
 
+#include <cerrno>
+
 #include <salam/log.hpp>
 #include <salam/result.hpp>
-
-#include <cerrno>
 
 #include "shard.hpp"
 
@@ -50,7 +50,9 @@ Acceptor::Acceptor(Shard& shard, std::shared_ptr<FileDescriptor> listener, const
   backoff_.acceptor = this;
 }
 
-void Acceptor::start() noexcept { arm(); }
+void Acceptor::start() noexcept {
+  arm();
+}
 
 void Acceptor::arm() noexcept {
   if (stopped_) return;
@@ -85,7 +87,6 @@ void Acceptor::on_result(int result, bool more) noexcept {
     if (short_of_resources_) {
       short_of_resources_ = false;
       next_backoff_ = shard_.accept_backoff();
-      log::info("accepting again on shard {}", shard_.index());
     }
     shard_.serve(FileDescriptor(result), handler_);
   } else if (result == -ECANCELED || stopped_) {
@@ -108,7 +109,9 @@ void Acceptor::pause(int error) noexcept {
   // Shedding one pending connection keeps its client from waiting in the
   // queue for a descriptor that may never come.
   shard_.shed_one(listener_->get());
-  if (first) {
+  // At most one line a second, however often descriptors run out.
+  if (first && shard_.loop().now() - last_warning_ >= std::chrono::seconds(1)) {
+    last_warning_ = shard_.loop().now();
     log::warning("accept: {}; pausing accept for {} ms, shedding pending connections",
                  errno_code(error).message(),
                  std::chrono::duration_cast<std::chrono::milliseconds>(next_backoff_).count());

@@ -13,11 +13,11 @@
 // destroys it only after its loop has reaped every operation.
 #pragma once
 
+#include <memory>
+
 #include <salam/detail/operation.hpp>
 #include <salam/server.hpp>
 #include <salam/socket.hpp>
-
-#include <memory>
 
 namespace salam::detail {
 
@@ -53,6 +53,7 @@ class Acceptor {
   Step accept_;
   Step backoff_;
   Duration next_backoff_;
+  TimePoint last_warning_{};
   bool stopped_ = false;
   bool paused_ = false;              // waiting out a backoff
   bool short_of_resources_ = false;  // since the last successful accept

@@ -1,10 +1,11 @@
-#include <salam/address.hpp>
-#include <arpa/inet.h>
-#include <net/if.h>
-
 #include <charconv>
 #include <cstring>
 #include <stdexcept>
+
+#include <arpa/inet.h>
+#include <net/if.h>
+
+#include <salam/address.hpp>
 
 namespace salam {
 

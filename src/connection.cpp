@@ -1,18 +1,21 @@
-#include <salam/connection.hpp>
-#include <salam/loop.hpp>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <salam/connection.hpp>
+#include <salam/loop.hpp>
+
 namespace salam {
 
 namespace {
 
-void resume_waiter(detail::Operation& op) noexcept { op.waiter.resume(); }
+void resume_waiter(detail::Operation& op) noexcept {
+  op.waiter.resume();
+}
 
 // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; salam shows
 // and matches them as the IPv4 addresses they are.
@@ -179,7 +182,8 @@ Connection::WriteAllAwaiter Connection::write_all(std::span<const std::byte> byt
   return awaiter;
 }
 
-Connection::WriteAllAwaiter Connection::write_all(std::string_view text, Deadline deadline) noexcept {
+Connection::WriteAllAwaiter Connection::write_all(std::string_view text,
+                                                  Deadline deadline) noexcept {
   return write_all(std::as_bytes(std::span(text.data(), text.size())), deadline);
 }
 

@@ -1,5 +1,11 @@
 #include "listen_socket.hpp"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+#include <system_error>
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -7,19 +13,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <stdexcept>
-#include <system_error>
-
 namespace salam::detail {
 
 namespace {
 
-[[noreturn]] void fail(int error, const ListenAddress& address, std::string_view what) {
-  throw std::system_error(error, std::system_category(),
-                          "cannot listen on " + address.to_string() + ": " + std::string(what));
+// The message reads "cannot listen on ADDRESS: STEP: <errno text>"; the
+// errno text is appended by std::system_error.
+[[noreturn]] void fail(int error, const ListenAddress& address, std::string_view step) {
+  std::string what = "cannot listen on " + address.to_string();
+  if (!step.empty()) what += ": " + std::string(step);
+  throw std::system_error(error, std::generic_category(), what);
 }
 
 void set_option(int fd, int level, int name, int value, const ListenAddress& address,
@@ -49,7 +52,8 @@ ListenAddress ListenAddress::parse(std::string_view text) {
   if (text.starts_with("unix:")) {
     result.unix_path = std::string(text.substr(5));
     if (result.unix_path.empty()) {
-      throw std::invalid_argument("bad address '" + std::string(text) + "': missing path after unix:");
+      throw std::invalid_argument("bad address '" + std::string(text) +
+                                  "': missing path after unix:");
     }
     if (result.unix_path.size() >= sizeof(sockaddr_un::sun_path)) {
       throw std::invalid_argument("bad address '" + std::string(text) +
@@ -98,7 +102,7 @@ FileDescriptor open_listen_socket(const ListenAddress& address, const ListenOpti
     // saves a setsockopt per connection.
     if (options.no_delay) set_option(fd, IPPROTO_TCP, TCP_NODELAY, 1, address, "TCP_NODELAY");
     if (::bind(fd, address.ip->data(), address.ip->size()) != 0) {
-      fail(errno, address, std::strerror(errno));
+      fail(errno, address, {});
     }
   } else {
     remove_stale_unix_socket(address.unix_path);
@@ -106,11 +110,11 @@ FileDescriptor open_listen_socket(const ListenAddress& address, const ListenOpti
     unix_address.sun_family = AF_UNIX;
     std::memcpy(unix_address.sun_path, address.unix_path.c_str(), address.unix_path.size() + 1);
     if (::bind(fd, reinterpret_cast<sockaddr*>(&unix_address), sizeof unix_address) != 0) {
-      fail(errno, address, std::strerror(errno));
+      fail(errno, address, {});
     }
   }
 
-  if (::listen(fd, options.backlog) != 0) fail(errno, address, std::strerror(errno));
+  if (::listen(fd, options.backlog) != 0) fail(errno, address, {});
   return socket;
 }
 

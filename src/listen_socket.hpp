@@ -1,12 +1,12 @@
 // Opening listening sockets: address parsing, socket options, backlog.
 #pragma once
 
+#include <optional>
+#include <string>
+
 #include <salam/address.hpp>
 #include <salam/server.hpp>
 #include <salam/socket.hpp>
-
-#include <optional>
-#include <string>
 
 namespace salam::detail {
 

@@ -1,6 +1,3 @@
-#include <salam/log.hpp>
-#include <unistd.h>
-
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -8,6 +5,10 @@
 #include <ctime>
 #include <stdexcept>
 #include <string>
+
+#include <unistd.h>
+
+#include <salam/log.hpp>
 
 namespace salam::log {
 
@@ -66,8 +67,12 @@ void append_time(ThreadLog& log) {
 
 }  // namespace
 
-void configure(const Settings& settings) noexcept { global_settings = settings; }
-const Settings& settings() noexcept { return global_settings; }
+void configure(const Settings& settings) noexcept {
+  global_settings = settings;
+}
+const Settings& settings() noexcept {
+  return global_settings;
+}
 
 Level parse_level(std::string_view text) {
   if (text == "debug") return Level::debug;

@@ -1,12 +1,13 @@
-#include <salam/log.hpp>
-#include <salam/loop.hpp>
-#include <salam/result.hpp>
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <stdexcept>
 #include <system_error>
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <salam/log.hpp>
+#include <salam/loop.hpp>
+#include <salam/result.hpp>
 
 #include "io/backend.hpp"
 #include "timer_heap.hpp"
@@ -65,7 +66,8 @@ Loop::~Loop() {
   // the memory it names goes away: io_uring may still write into it.
   closing_ = true;
   cancelling_ = true;
-  for (detail::Operation* op = in_flight_; op != nullptr; op = op->next) cancel(*op);
+  for (detail::Operation* op = in_flight_; op != nullptr; op = op->next)
+    cancel(*op);
   for (int round = 0; in_flight_ != nullptr && round < 1000; ++round) {
     run_deferred();
     if (in_flight_ != nullptr) backend_->wait(std::chrono::milliseconds(10));
@@ -86,7 +88,8 @@ void Loop::run(Task<> main) {
   std::exception_ptr error;
   now_ = Clock::now();
   tasks_.spawn(run_main(std::move(main), error));
-  while (tasks_.active() > 0) turn();
+  while (tasks_.active() > 0)
+    turn();
   log::set_thread_buffering(false);
   current_loop = previous;
   if (error) std::rethrow_exception(error);
@@ -129,7 +132,8 @@ void Loop::run_posted() {
     if (posted_.empty()) return;
     work.swap(posted_);
   }
-  for (auto& item : work) item();
+  for (auto& item : work)
+    item();
 }
 
 void Loop::arm_wakeup() noexcept {
@@ -229,14 +233,17 @@ void Loop::complete(detail::Operation& op) noexcept {
   op.on_complete(op);
 }
 
-void Loop::complete_later(detail::Operation& op) noexcept { deferred_.push_back(&op); }
+void Loop::complete_later(detail::Operation& op) noexcept {
+  deferred_.push_back(&op);
+}
 
 void Loop::run_deferred() {
   // Completions may defer more; take them in batches until none is left.
   while (!deferred_.empty()) {
     std::vector<detail::Operation*> batch;
     batch.swap(deferred_);
-    for (detail::Operation* op : batch) complete(*op);
+    for (detail::Operation* op : batch)
+      complete(*op);
   }
 }
 
@@ -255,11 +262,21 @@ void Loop::expire_timers() {
   }
 }
 
-std::byte* Loop::buffer_data(std::uint16_t id) noexcept { return backend_->buffers().data(id); }
-std::uint32_t Loop::buffer_size() const noexcept { return backend_->buffers().buffer_size(); }
-void Loop::recycle_buffer(std::uint16_t id) noexcept { backend_->recycle_buffer(id); }
-int Loop::socket_flags() const noexcept { return backend_->socket_flags(); }
-void Loop::forget_fd(int fd) noexcept { backend_->forget_fd(fd); }
+std::byte* Loop::buffer_data(std::uint16_t id) noexcept {
+  return backend_->buffers().data(id);
+}
+std::uint32_t Loop::buffer_size() const noexcept {
+  return backend_->buffers().buffer_size();
+}
+void Loop::recycle_buffer(std::uint16_t id) noexcept {
+  backend_->recycle_buffer(id);
+}
+int Loop::socket_flags() const noexcept {
+  return backend_->socket_flags();
+}
+void Loop::forget_fd(int fd) noexcept {
+  backend_->forget_fd(fd);
+}
 
 Loop::SleepAwaiter Loop::sleep(Duration duration) noexcept {
   return sleep_until(Clock::now() + duration);

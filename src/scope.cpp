@@ -1,7 +1,7 @@
+#include <exception>
+
 #include <salam/log.hpp>
 #include <salam/scope.hpp>
-
-#include <exception>
 
 namespace salam::detail {
 

@@ -1,11 +1,3 @@
-#include <pthread.h>
-#include <salam/log.hpp>
-#include <salam/server.hpp>
-#include <sched.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -15,6 +7,15 @@
 #include <stdexcept>
 #include <thread>
 #include <vector>
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <salam/log.hpp>
+#include <salam/server.hpp>
 
 #include "listen_socket.hpp"
 #include "shard.hpp"
@@ -140,7 +141,8 @@ void Server::start() {
   for (unsigned index = 0; index < impl_->shard_count; ++index) {
     std::vector<detail::ShardListener> listeners;
     for (const auto& listener : impl_->listeners) {
-      const auto& socket = listener->sockets.size() > 1 ? listener->sockets[index] : listener->sockets[0];
+      const auto& socket =
+          listener->sockets.size() > 1 ? listener->sockets[index] : listener->sockets[0];
       listeners.push_back(detail::ShardListener{socket, &listener->handler});
     }
     impl_->shards.push_back(
@@ -148,7 +150,8 @@ void Server::start() {
   }
   // The sockets now belong to the shards' acceptors: when they stop, the
   // sockets close.
-  for (const auto& listener : impl_->listeners) listener->sockets.clear();
+  for (const auto& listener : impl_->listeners)
+    listener->sockets.clear();
 
   impl_->running_shards = impl_->shard_count;
   for (unsigned index = 0; index < impl_->shard_count; ++index) {
@@ -168,8 +171,10 @@ void Server::start() {
     }
   }
   if (failure) {
-    for (auto& shard : impl_->shards) shard->request_stop(Clock::now());
-    for (auto& thread : impl_->threads) thread.join();
+    for (auto& shard : impl_->shards)
+      shard->request_stop(Clock::now());
+    for (auto& thread : impl_->threads)
+      thread.join();
     impl_->joined = true;
     std::rethrow_exception(failure);
   }
@@ -183,7 +188,8 @@ void Server::start() {
 void Server::stop(Duration drain_timeout) noexcept {
   std::lock_guard lock(impl_->mutex);
   const TimePoint deadline = Clock::now() + drain_timeout;
-  for (auto& shard : impl_->shards) shard->request_stop(deadline);
+  for (auto& shard : impl_->shards)
+    shard->request_stop(deadline);
 }
 
 void Server::wait() {
@@ -195,21 +201,29 @@ void Server::wait() {
   impl_->joined = true;
 }
 
-bool Server::running() const noexcept { return impl_->running_shards.load() > 0; }
+bool Server::running() const noexcept {
+  return impl_->running_shards.load() > 0;
+}
 
-unsigned Server::shard_count() const noexcept { return impl_->shard_count; }
+unsigned Server::shard_count() const noexcept {
+  return impl_->shard_count;
+}
 
-BackendKind Server::backend() const noexcept { return impl_->options.loop.backend; }
+BackendKind Server::backend() const noexcept {
+  return impl_->options.loop.backend;
+}
 
 std::size_t Server::connection_count() const noexcept {
   std::size_t total = 0;
-  for (const auto& shard : impl_->shards) total += shard->open_connections();
+  for (const auto& shard : impl_->shards)
+    total += shard->open_connections();
   return total;
 }
 
 std::size_t Server::cancelled_at_drain() const noexcept {
   std::size_t total = 0;
-  for (const auto& shard : impl_->shards) total += shard->cancelled_at_drain();
+  for (const auto& shard : impl_->shards)
+    total += shard->cancelled_at_drain();
   return total;
 }
 

@@ -1,11 +1,12 @@
 #include "shard.hpp"
 
+#include <exception>
+
 #include <fcntl.h>
-#include <salam/log.hpp>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <exception>
+#include <salam/log.hpp>
 
 #include "acceptor.hpp"
 
@@ -68,10 +69,12 @@ void Shard::run(std::promise<void>& started) noexcept {
 }
 
 Task<> Shard::main() {
-  for (auto& acceptor : acceptors_) acceptor->start();
+  for (auto& acceptor : acceptors_)
+    acceptor->start();
   co_await stop_requested_->wait();
 
-  for (auto& acceptor : acceptors_) acceptor->stop();
+  for (auto& acceptor : acceptors_)
+    acceptor->stop();
   while (connections_->active() > 0) {
     if (Clock::now() >= drain_deadline_) {
       const std::size_t left = connections_->active();
@@ -121,7 +124,8 @@ void Shard::shed_one(int listener) noexcept {
 void Shard::connection_closed() noexcept {
   open_connections_.store(open_connections_.load(std::memory_order_relaxed) - 1,
                           std::memory_order_relaxed);
-  for (auto& acceptor : acceptors_) acceptor->resume();
+  for (auto& acceptor : acceptors_)
+    acceptor->resume();
 }
 
 }  // namespace salam::detail

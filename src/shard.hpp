@@ -5,19 +5,19 @@
 // from any thread; everything else runs on the shard's thread.
 #pragma once
 
-#include <salam/connection.hpp>
-#include <salam/event.hpp>
-#include <salam/loop.hpp>
-#include <salam/scope.hpp>
-#include <salam/server.hpp>
-#include <salam/socket.hpp>
-
 #include <atomic>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <vector>
+
+#include <salam/connection.hpp>
+#include <salam/event.hpp>
+#include <salam/loop.hpp>
+#include <salam/scope.hpp>
+#include <salam/server.hpp>
+#include <salam/socket.hpp>
 
 namespace salam::detail {
 

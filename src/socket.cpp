@@ -1,5 +1,6 @@
-#include <salam/socket.hpp>
 #include <unistd.h>
+
+#include <salam/socket.hpp>
 
 namespace salam {
 

@@ -7,14 +7,14 @@
 // stray characters; the error says which part is wrong.
 #pragma once
 
-#include <fmt/format.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 namespace salam {
 

@@ -83,7 +83,8 @@ class Connection {
   // buffer size). An empty InputBuffer means end of file.
   ReadAwaiter read(std::size_t max_bytes, Deadline deadline = Deadline::never()) noexcept;
   // Reads into the caller's buffer; 0 means end of file.
-  ReadSomeAwaiter read_some(std::span<std::byte> into, Deadline deadline = Deadline::never()) noexcept;
+  ReadSomeAwaiter read_some(std::span<std::byte> into,
+                            Deadline deadline = Deadline::never()) noexcept;
   // Sends all of `bytes`, or fails.
   WriteAllAwaiter write_all(std::span<const std::byte> bytes,
                             Deadline deadline = Deadline::never()) noexcept;
@@ -158,7 +159,8 @@ struct ConnectAwaiter : detail::Operation {
   bool await_suspend(std::coroutine_handle<> handle) noexcept;
   Result<Connection> await_resume() noexcept;
 };
-ConnectAwaiter connect(Loop& loop, const SocketAddress& target, Deadline deadline = Deadline::never(),
+ConnectAwaiter connect(Loop& loop, const SocketAddress& target,
+                       Deadline deadline = Deadline::never(),
                        std::optional<SocketAddress> source = std::nullopt) noexcept;
 
 }  // namespace salam

@@ -27,7 +27,8 @@ class Event {
     if (set_) return;
     set_ = true;
     // Waking is cancelling the waiter's sleep; it completes next turn.
-    for (detail::Operation* waiter : waiters_) loop_->cancel(*waiter);
+    for (detail::Operation* waiter : waiters_)
+      loop_->cancel(*waiter);
   }
   void reset() noexcept { set_ = false; }
 

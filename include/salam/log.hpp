@@ -12,10 +12,10 @@
 // Threading: configure() before starting threads; the rest is thread-safe.
 #pragma once
 
-#include <fmt/format.h>
-
 #include <cstdint>
 #include <string_view>
+
+#include <fmt/format.h>
 
 namespace salam::log {
 
@@ -30,7 +30,9 @@ struct Settings {
 void configure(const Settings& settings) noexcept;
 const Settings& settings() noexcept;
 
-inline bool enabled(Level level) noexcept { return level >= settings().level; }
+inline bool enabled(Level level) noexcept {
+  return level >= settings().level;
+}
 
 // Parses "debug", "info", "warning", "error", "critical" or "off"; throws
 // std::invalid_argument.

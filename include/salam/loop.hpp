@@ -160,7 +160,9 @@ struct Loop::SleepAwaiter : detail::Operation {
 
 // Chooses the backend for `requested`: `automatic` becomes io_uring when
 // the kernel allows it, else epoll, and `why_not` says why io_uring was not
-// taken. Asking for io_uring where it cannot work throws std::system_error.
+// taken. The environment variable SALAM_BACKEND (auto, io_uring, epoll)
+// replaces `automatic`. Asking for io_uring where it cannot work throws
+// std::system_error.
 BackendKind resolve_backend(BackendKind requested, std::string* why_not = nullptr);
 
 }  // namespace salam

@@ -1,10 +1,11 @@
 #include "io/backend.hpp"
 
-#include <salam/log.hpp>
-
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <system_error>
+
+#include <salam/log.hpp>
 
 namespace salam {
 
@@ -13,6 +14,13 @@ std::string probe_io_uring();
 }
 
 BackendKind resolve_backend(BackendKind requested, std::string* why_not) {
+  // SALAM_BACKEND lets an operator (or a test) choose for programs that
+  // have no flag for it, like the examples.
+  if (requested == BackendKind::automatic) {
+    if (const char* forced = std::getenv("SALAM_BACKEND"); forced != nullptr && *forced != '\0') {
+      requested = parse_backend_kind(forced);
+    }
+  }
   if (requested == BackendKind::epoll) return requested;
   // The probe sets up a ring; do it once per process.
   static std::once_flag once;

@@ -10,7 +10,8 @@ BufferPool::BufferPool(std::uint32_t buffer_size, std::uint16_t initial, std::ui
   while (count_ < std::min<std::uint32_t>(initial, max_)) {
     auto added = grow();
     if (!added) break;
-    for (std::uint16_t i = 0; i < added->count; ++i) put(added->first + i);
+    for (std::uint16_t i = 0; i < added->count; ++i)
+      put(added->first + i);
   }
 }
 
@@ -22,7 +23,8 @@ std::optional<BufferPool::Added> BufferPool::grow() {
   auto count = static_cast<std::uint16_t>(std::min<std::uint32_t>(kBlock, max_ - count_));
   if (first % kBlock == 0) {
     // for_overwrite: the pages are not touched until a read lands in them.
-    blocks_.push_back(std::make_unique_for_overwrite<std::byte[]>(std::size_t{kBlock} * buffer_size_));
+    blocks_.push_back(
+        std::make_unique_for_overwrite<std::byte[]>(std::size_t{kBlock} * buffer_size_));
   }
   count_ += count;
   return Added{first, count};
@@ -32,7 +34,8 @@ std::optional<std::uint16_t> BufferPool::take() {
   if (free_.empty()) {
     auto added = grow();
     if (!added) return std::nullopt;
-    for (std::uint16_t i = added->count; i-- > 1;) put(added->first + i);
+    for (std::uint16_t i = added->count; i-- > 1;)
+      put(added->first + i);
     return added->first;
   }
   auto id = free_.back();

@@ -10,17 +10,18 @@
 // connections per wake-up; if more may be pending it is queued to run
 // again on the next turn, so a flood of connects cannot starve the
 // connections already accepted.
-#include <salam/log.hpp>
-#include <salam/result.hpp>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <system_error>
 #include <vector>
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <salam/log.hpp>
+#include <salam/result.hpp>
 
 #include "io/backend.hpp"
 
@@ -35,12 +36,15 @@ bool is_reader(const Operation& op) noexcept {
          op.code == OpCode::read;
 }
 
-int errno_result() noexcept { return -errno; }
+int errno_result() noexcept {
+  return -errno;
+}
 
 class EpollBackend final : public Backend {
  public:
   EpollBackend(Loop& loop, const LoopOptions& options)
-      : Backend(loop, BufferPool(options.buffer_size, options.buffers_initial, options.buffers_max)) {
+      : Backend(loop,
+                BufferPool(options.buffer_size, options.buffers_initial, options.buffers_max)) {
     epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd_ < 0) throw std::system_error(errno, std::system_category(), "epoll_create1");
   }
@@ -174,7 +178,8 @@ class EpollBackend final : public Backend {
       if (fd < 0 && (errno == EAGAIN || errno == EINTR)) return;
       op.result = fd >= 0 ? fd : errno_result();
       op.flags = fd >= 0 ? kMoreCompletions : 0;
-      if (fd < 0) fds_[static_cast<std::size_t>(op.fd)].reader = nullptr;  // like io_uring: an error ends it
+      if (fd < 0)
+        fds_[static_cast<std::size_t>(op.fd)].reader = nullptr;  // like io_uring: an error ends it
       loop_.complete(op);
       if (fd < 0 || slot_of(op) != &op || op.cancel_requested) return;
     }

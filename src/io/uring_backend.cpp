@@ -6,16 +6,17 @@
 // instead of dropping them). Optional: SINGLE_ISSUER and DEFER_TASKRUN
 // (6.1+) let completions run only when the loop asks for them, which saves
 // interrupts of the loop's thread.
-#include <liburing.h>
-#include <salam/log.hpp>
-#include <salam/result.hpp>
-#include <sys/mman.h>
-
 #include <array>
 #include <bit>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
+
+#include <liburing.h>
+#include <sys/mman.h>
+
+#include <salam/log.hpp>
+#include <salam/result.hpp>
 
 #include "io/backend.hpp"
 
@@ -60,7 +61,8 @@ class BufferRing {
   int setup(io_uring& ring, std::uint32_t capacity) {
     entries_ = std::bit_ceil(std::max<std::uint32_t>(capacity, 1));
     bytes_ = entries_ * sizeof(io_uring_buf);
-    void* memory = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    void* memory =
+        ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (memory == MAP_FAILED) return -errno;
     ring_ = static_cast<io_uring_buf_ring*>(memory);
     io_uring_buf_ring_init(ring_);
@@ -94,7 +96,8 @@ class BufferRing {
 class UringBackend final : public Backend {
  public:
   UringBackend(Loop& loop, const LoopOptions& options)
-      : Backend(loop, BufferPool(options.buffer_size, options.buffers_initial, options.buffers_max)) {
+      : Backend(loop,
+                BufferPool(options.buffer_size, options.buffers_initial, options.buffers_max)) {
     if (int result = setup_ring(ring_, options.ring_entries); result < 0) {
       throw std::system_error(-result, std::system_category(), "io_uring_setup");
     }
@@ -241,7 +244,8 @@ class UringBackend final : public Backend {
       // and memory stays bounded.
       if (in_ring_ == 0) {
         if (auto added = buffers_.grow()) {
-          for (std::uint16_t i = 0; i < added->count; ++i) recycle_buffer(added->first + i);
+          for (std::uint16_t i = 0; i < added->count; ++i)
+            recycle_buffer(added->first + i);
         }
       }
       if (in_ring_ > 0) {

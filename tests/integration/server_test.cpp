@@ -1,13 +1,6 @@
 // The Server over real loopback sockets, on both backends: concurrency,
 // slow and silent clients, lingering close, resets, several listeners and
 // structured shutdown.
-#include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <salam/salam.hpp>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -15,6 +8,14 @@
 #include <set>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <salam/salam.hpp>
 
 #include "../support/backends.hpp"
 #include "../support/clients.hpp"
@@ -172,8 +173,9 @@ TEST_P(ServerTest, ReplySurvivesUnreadInput) {
 TEST_P(ServerTest, APeerResettingMidWriteHarmsNobodyElse) {
   auto write_errors = std::make_shared<std::atomic<int>>(0);
   Server server(options());
-  server.listen({.address = "127.0.0.1:0"},
-                [write_errors](Connection client) { return flood(std::move(client), write_errors); });
+  server.listen({.address = "127.0.0.1:0"}, [write_errors](Connection client) {
+    return flood(std::move(client), write_errors);
+  });
   const auto greeter_index = server.listen({.address = "127.0.0.1:0"}, greeter());
   server.start();
   for (int i = 0; i < 10; ++i) {
@@ -186,7 +188,8 @@ TEST_P(ServerTest, APeerResettingMidWriteHarmsNobodyElse) {
     ::setsockopt(client.get(), SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
   }
   const TimePoint until = Clock::now() + 10s;
-  while (write_errors->load() < 10 && Clock::now() < until) std::this_thread::sleep_for(10ms);
+  while (write_errors->load() < 10 && Clock::now() < until)
+    std::this_thread::sleep_for(10ms);
   EXPECT_EQ(write_errors->load(), 10) << "each reset ends its write with an error";
   EXPECT_EQ(greet_once(server.local_socket_address(greeter_index), "hi"), kHello);
   EXPECT_TRUE(connections_drop_to_zero(server));
@@ -219,7 +222,8 @@ TEST_P(ServerTest, StopLetsConnectionsInFlightFinish) {
   }
   EXPECT_TRUE(refused) << "the listener should close at stop()";
   server.wait();
-  for (auto& client : clients) client.join();
+  for (auto& client : clients)
+    client.join();
   EXPECT_EQ(served.load(), 20);
   EXPECT_EQ(server.cancelled_at_drain(), 0u);
   EXPECT_LT(Clock::now() - stopping, 4s) << "the drain ends when the last connection does";
@@ -238,7 +242,8 @@ TEST_P(ServerTest, StopCancelsWhatIsLeftAtTheDrainDeadline) {
     ASSERT_TRUE(idle.back());
   }
   const TimePoint until = Clock::now() + 5s;
-  while (server.connection_count() < 50 && Clock::now() < until) std::this_thread::sleep_for(5ms);
+  while (server.connection_count() < 50 && Clock::now() < until)
+    std::this_thread::sleep_for(5ms);
   ASSERT_EQ(server.connection_count(), 50u);
 
   const auto stopping = Clock::now();
@@ -277,7 +282,8 @@ TEST_P(ServerTest, ListensOnIpv4Ipv6AndDualStackAtOnce) {
   server.wait();
   ASSERT_EQ(peers->size(), 4u);
   std::set<std::string> families;
-  for (const auto& peer : *peers) families.insert(peer.starts_with("[::1]:") ? "v6" : peer.substr(0, 10));
+  for (const auto& peer : *peers)
+    families.insert(peer.starts_with("[::1]:") ? "v6" : peer.substr(0, 10));
   // The IPv4 client of the dual-stack listener shows as IPv4, not ::ffff:.
   EXPECT_EQ(families, (std::set<std::string>{"v6", "127.0.0.1:"}));
 }
@@ -311,7 +317,8 @@ TEST_P(ServerTest, RefusesAnAddressInUseWithAClearMessage) {
     FAIL() << "a second listener on " << taken << " was allowed";
   } catch (const std::system_error& e) {
     EXPECT_EQ(e.code(), std::errc::address_in_use);
-    EXPECT_NE(std::string(e.what()).find("cannot listen on " + taken), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cannot listen on " + taken), std::string::npos)
+        << e.what();
   }
 }
 

@@ -1,10 +1,11 @@
 // The backends every engine test runs on.
 #pragma once
 
-#include <gtest/gtest.h>
-#include <salam/loop.hpp>
-
 #include <string>
+
+#include <gtest/gtest.h>
+
+#include <salam/loop.hpp>
 
 namespace salam::testing {
 
@@ -14,21 +15,21 @@ inline std::string backend_name(const ::testing::TestParamInfo<BackendKind>& inf
 
 // Skips (with the reason) when the kernel cannot run io_uring at all; on
 // such a machine only the epoll half of the suite is meaningful.
-#define SALAM_REQUIRE_BACKEND(kind)                                                  \
-  do {                                                                               \
-    if ((kind) == ::salam::BackendKind::io_uring) {                                  \
-      std::string why;                                                               \
-      if (::salam::resolve_backend(::salam::BackendKind::automatic, &why) !=         \
-          ::salam::BackendKind::io_uring) {                                          \
-        GTEST_SKIP() << "io_uring unavailable here: " << why;                        \
-      }                                                                              \
-    }                                                                                \
+#define SALAM_REQUIRE_BACKEND(kind)                                          \
+  do {                                                                       \
+    if ((kind) == ::salam::BackendKind::io_uring) {                          \
+      std::string why;                                                       \
+      if (::salam::resolve_backend(::salam::BackendKind::automatic, &why) != \
+          ::salam::BackendKind::io_uring) {                                  \
+        GTEST_SKIP() << "io_uring unavailable here: " << why;                \
+      }                                                                      \
+    }                                                                        \
   } while (0)
 
-#define SALAM_INSTANTIATE_FOR_BACKENDS(suite)                                              \
-  INSTANTIATE_TEST_SUITE_P(Backends, suite,                                                \
-                           ::testing::Values(::salam::BackendKind::io_uring,               \
-                                             ::salam::BackendKind::epoll),                 \
-                           ::salam::testing::backend_name)
+#define SALAM_INSTANTIATE_FOR_BACKENDS(suite)                                         \
+  INSTANTIATE_TEST_SUITE_P(                                                           \
+      Backends, suite,                                                                \
+      ::testing::Values(::salam::BackendKind::io_uring, ::salam::BackendKind::epoll), \
+      ::salam::testing::backend_name)
 
 }  // namespace salam::testing

@@ -1,15 +1,15 @@
 #include "clients.hpp"
 
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <cerrno>
-#include <fstream>
-#include <sstream>
-#include <vector>
 
 namespace salam::testing {
 
@@ -101,7 +101,8 @@ ExchangeStats run_exchanges(const SocketAddress& target, int count, int concurre
     exchange.socket.reset(::socket(target.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     ++started;
     if (!exchange.socket) return fail(exchange, "socket: " + std::string(strerror(errno)));
-    if (::connect(exchange.socket.get(), target.data(), target.size()) != 0 && errno != EINPROGRESS) {
+    if (::connect(exchange.socket.get(), target.data(), target.size()) != 0 &&
+        errno != EINPROGRESS) {
       return fail(exchange, "connect: " + std::string(strerror(errno)));
     }
     exchange.state = Exchange::State::connecting;
@@ -157,7 +158,8 @@ ExchangeStats run_exchanges(const SocketAddress& target, int count, int concurre
         ++stats.ok;
       } else {
         ++stats.wrong_reply;
-        if (stats.first_problem.empty()) stats.first_problem = "wrong reply: '" + exchange.received + "'";
+        if (stats.first_problem.empty())
+          stats.first_problem = "wrong reply: '" + exchange.received + "'";
       }
       exchange.socket.reset();
       exchange.state = Exchange::State::idle;

@@ -4,12 +4,12 @@
 // hide itself on both ends.
 #pragma once
 
+#include <string>
+#include <string_view>
+
 #include <salam/address.hpp>
 #include <salam/socket.hpp>
 #include <salam/time.hpp>
-
-#include <string>
-#include <string_view>
 
 namespace salam::testing {
 
@@ -18,7 +18,8 @@ void raise_descriptor_limit();
 
 // A connected blocking socket whose reads and writes time out after
 // `timeout`. Returns an invalid descriptor on failure.
-FileDescriptor connect_blocking(const SocketAddress& target, Duration timeout = std::chrono::seconds(5));
+FileDescriptor connect_blocking(const SocketAddress& target,
+                                Duration timeout = std::chrono::seconds(5));
 
 // Reads until end of file, an error or the socket's timeout. `error` gets
 // errno (0 at a clean end of file).

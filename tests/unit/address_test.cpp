@@ -1,7 +1,8 @@
-#include <gtest/gtest.h>
-#include <salam/address.hpp>
-
 #include <stdexcept>
+
+#include <gtest/gtest.h>
+
+#include <salam/address.hpp>
 
 namespace salam {
 namespace {
@@ -59,25 +60,25 @@ TEST_P(SocketAddressRejects, WithAClearReason) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, SocketAddressRejects,
-    ::testing::Values(BadAddress{"", "expected ADDRESS:PORT"},
-                      BadAddress{"127.0.0.1", "expected ADDRESS:PORT"},
-                      BadAddress{"127.0.0.1:", "missing port after ':'"},
-                      BadAddress{"127.0.0.1:65536", "port out of range (0-65535)"},
-                      BadAddress{"127.0.0.1:99999999999999", "port out of range (0-65535)"},
-                      BadAddress{"127.0.0.1:-1", "port is not a number"},
-                      BadAddress{"127.0.0.1:80x", "port is not a number"},
-                      BadAddress{"127.0.0.1: 80", "port is not a number"},
-                      BadAddress{":80", "missing address before ':'"},
-                      BadAddress{"localhost:80", "not an IPv4 or IPv6 address (host names are not resolved)"},
-                      BadAddress{"256.0.0.1:80", "not an IPv4 or IPv6 address (host names are not resolved)"},
-                      BadAddress{"1.2.3:80", "not an IPv4 or IPv6 address (host names are not resolved)"},
-                      BadAddress{"::1:80", "an IPv6 address must be in brackets, as in [::1]:8888"},
-                      BadAddress{"[::1:80", "missing ']' after IPv6 address"},
-                      BadAddress{"[::1]80", "expected ':PORT' after ']'"},
-                      BadAddress{"[::1]", "expected ':PORT' after ']'"},
-                      BadAddress{"[]:80", "missing address before ':'"},
-                      BadAddress{"[fe80::1%]:80", "not an IPv4 or IPv6 address (host names are not resolved)"},
-                      BadAddress{"[1.2.3.4]:80", "not an IPv4 or IPv6 address (host names are not resolved)"}));
+    ::testing::Values(
+        BadAddress{"", "expected ADDRESS:PORT"}, BadAddress{"127.0.0.1", "expected ADDRESS:PORT"},
+        BadAddress{"127.0.0.1:", "missing port after ':'"},
+        BadAddress{"127.0.0.1:65536", "port out of range (0-65535)"},
+        BadAddress{"127.0.0.1:99999999999999", "port out of range (0-65535)"},
+        BadAddress{"127.0.0.1:-1", "port is not a number"},
+        BadAddress{"127.0.0.1:80x", "port is not a number"},
+        BadAddress{"127.0.0.1: 80", "port is not a number"},
+        BadAddress{":80", "missing address before ':'"},
+        BadAddress{"localhost:80", "not an IPv4 or IPv6 address (host names are not resolved)"},
+        BadAddress{"256.0.0.1:80", "not an IPv4 or IPv6 address (host names are not resolved)"},
+        BadAddress{"1.2.3:80", "not an IPv4 or IPv6 address (host names are not resolved)"},
+        BadAddress{"::1:80", "an IPv6 address must be in brackets, as in [::1]:8888"},
+        BadAddress{"[::1:80", "missing ']' after IPv6 address"},
+        BadAddress{"[::1]80", "expected ':PORT' after ']'"},
+        BadAddress{"[::1]", "expected ':PORT' after ']'"},
+        BadAddress{"[]:80", "missing address before ':'"},
+        BadAddress{"[fe80::1%]:80", "not an IPv4 or IPv6 address (host names are not resolved)"},
+        BadAddress{"[1.2.3.4]:80", "not an IPv4 or IPv6 address (host names are not resolved)"}));
 
 TEST(SocketAddress, FormatsThroughFmt) {
   EXPECT_EQ(fmt::format("client {} connected", SocketAddress::parse("127.0.0.1:54321")),

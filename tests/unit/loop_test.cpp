@@ -1,17 +1,18 @@
 // The Loop and its backends: sleeps, deadlines, cancellation, posting,
 // partial writes and the receive-buffer pool, on io_uring and epoll.
-#include <gtest/gtest.h>
-#include <salam/connection.hpp>
-#include <salam/event.hpp>
-#include <salam/loop.hpp>
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <numeric>
 #include <thread>
 #include <vector>
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <salam/connection.hpp>
+#include <salam/event.hpp>
+#include <salam/loop.hpp>
 
 #include "../support/backends.hpp"
 
@@ -121,7 +122,8 @@ TEST_P(LoopTest, ReadReturnsBytesThenEndOfFile) {
   EXPECT_EQ(pair.connection.bytes_in(), message.size());
 }
 
-Task<> write_big(Connection& connection, const std::vector<std::byte>& data, std::error_code& error) {
+Task<> write_big(Connection& connection, const std::vector<std::byte>& data,
+                 std::error_code& error) {
   error = co_await connection.write_all(data, 10s);
   connection.close();
 }
@@ -130,7 +132,8 @@ TEST_P(LoopTest, WriteAllSendsEverythingThroughPartialWrites) {
   Loop loop(options());
   Pair pair = make_pair(loop);
   std::vector<std::byte> data(8 << 20);
-  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::byte>(i * 131 % 251);
+  for (std::size_t i = 0; i < data.size(); ++i)
+    data[i] = static_cast<std::byte>(i * 131 % 251);
   // A reader thread that drains slowly enough for the socket buffer to fill.
   std::vector<std::byte> received;
   std::thread reader([&] {
@@ -216,7 +219,8 @@ Task<> hold_read(Connection& connection, std::vector<InputBuffer>& held,
 
 Task<> read_everywhere(std::vector<Pair>& pairs, std::vector<InputBuffer>& held,
                        std::vector<std::error_code>& errors) {
-  for (auto& pair : pairs) Loop::current().spawn(hold_read(pair.connection, held, errors));
+  for (auto& pair : pairs)
+    Loop::current().spawn(hold_read(pair.connection, held, errors));
   co_return;
 }
 
@@ -237,7 +241,8 @@ TEST_P(LoopTest, BufferPoolGrowsToItsCapThenReportsNoBufferSpace) {
   // Every buffer is held, so the last two reads find none.
   EXPECT_EQ(held.size(), 128u);
   ASSERT_EQ(errors.size(), 2u);
-  for (auto error : errors) EXPECT_EQ(error, std::make_error_code(std::errc::no_buffer_space));
+  for (auto error : errors)
+    EXPECT_EQ(error, std::make_error_code(std::errc::no_buffer_space));
   // Given back, the buffers serve new reads.
   held.clear();
   errors.clear();

@@ -1,11 +1,12 @@
-#include <gtest/gtest.h>
-#include <salam/scope.hpp>
-#include <salam/task.hpp>
-
 #include <coroutine>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
+
+#include <salam/scope.hpp>
+#include <salam/task.hpp>
 
 namespace salam {
 namespace {
@@ -166,12 +167,15 @@ TEST(TaskScope, JoinCompletesWhenTheLastTaskEnds) {
   EXPECT_EQ(outer_scope.active(), 0u);
 }
 
-Task<int> synchronous(int value) { co_return value; }
+Task<int> synchronous(int value) {
+  co_return value;
+}
 
 Task<> deep_chain(int depth, long& total) {
   // Each await completes synchronously; symmetric transfer keeps the stack
   // flat however long the chain.
-  for (int i = 0; i < depth; ++i) total += co_await synchronous(1);
+  for (int i = 0; i < depth; ++i)
+    total += co_await synchronous(1);
 }
 
 TEST(Task, LongSynchronousChainsDoNotGrowTheStack) {

@@ -11,10 +11,10 @@
 // time. Awaiters guarantee this by staying suspended until then.
 #pragma once
 
-#include <sys/socket.h>
-
 #include <coroutine>
 #include <cstdint>
+
+#include <sys/socket.h>
 
 #include <salam/time.hpp>
 

@@ -1,0 +1,76 @@
+// Running out of descriptors: with its limit lowered (setrlimit in the
+// child) and more clients than descriptors, the server must neither spin
+// nor die, and must serve new clients once descriptors are free again.
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <salam/salam.hpp>
+
+#include "../support/backends.hpp"
+#include "../support/clients.hpp"
+#include "../support/process.hpp"
+
+namespace salam {
+namespace {
+
+using namespace std::chrono_literals;
+
+class DescriptorLimitTest : public ::testing::TestWithParam<BackendKind> {
+ protected:
+  void SetUp() override {
+    SALAM_REQUIRE_BACKEND(GetParam());
+    testing::raise_descriptor_limit();
+  }
+};
+
+TEST_P(DescriptorLimitTest, NeitherSpinsNorDiesAndRecovers) {
+  testing::ChildProcess server({GREET_SERVER_PATH, "--backend", std::string(to_string(GetParam())),
+                                "--threads", "1", "--nofile", "64", "--read-timeout-ms", "30000"});
+  const std::string line = server.read_line(10s);
+  ASSERT_TRUE(line.starts_with("port "))
+      << "server said: '" << line << "' " << server.drain_stderr();
+  const auto address =
+      *SocketAddress::from_ip("127.0.0.1", static_cast<std::uint16_t>(std::stoi(line.substr(5))));
+
+  // 150 silent clients: more than the 64 descriptors the server may hold.
+  std::vector<FileDescriptor> clients;
+  for (int i = 0; i < 150; ++i) {
+    clients.push_back(testing::connect_blocking(address, 5s));
+    ASSERT_TRUE(clients.back()) << "connect " << i;
+  }
+  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(server.alive());
+
+  // Over one second of stall, a spinning accept loop would burn about a
+  // second of CPU; a paused one nearly none. Tolerance: 250 ms, for a
+  // noisy machine.
+  const Duration before = testing::process_cpu_time(server.pid());
+  std::this_thread::sleep_for(1s);
+  const Duration used = testing::process_cpu_time(server.pid()) - before;
+  EXPECT_LT(used, 250ms) << "the server burns CPU while out of descriptors";
+  EXPECT_TRUE(server.alive());
+  EXPECT_NE(server.drain_stderr().find("Too many open files"), std::string::npos)
+      << "the test did not make the server run out of descriptors";
+
+  // Free the descriptors: the held connections see EOF and end.
+  clients.clear();
+  const TimePoint until = Clock::now() + 10s;
+  std::string reply;
+  while (reply != "Hello, client!" && Clock::now() < until) {
+    reply = testing::greet_once(address, "hi");
+    if (reply.empty()) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(reply, "Hello, client!") << "the server did not recover";
+  for (int i = 0; i < 20; ++i)
+    EXPECT_EQ(testing::greet_once(address, "hi"), "Hello, client!");
+  EXPECT_EQ(server.stop(SIGTERM, 10s), 0) << server.drain_stderr();
+}
+
+SALAM_INSTANTIATE_FOR_BACKENDS(DescriptorLimitTest);
+
+}  // namespace
+}  // namespace salam

@@ -1,0 +1,188 @@
+"""Test harness for black-box tests of salam programs.
+
+Starts the real binary, captures its log, and holds every test to the
+reliability gate (../../shared reliability rules, in docs/testing.md): no
+unexpected error-level log line, no crash, and descriptors back to their
+baseline after the load stops.
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+BACKENDS = ("io_uring", "epoll")
+LEVEL = re.compile(r"^\S+ (debug|info|warning|error|critical) ", re.M)
+
+
+class Server:
+    """A server process with its stderr in a temporary file."""
+
+    def __init__(self, argv, env=None, ready=r"listening on (\S+)", timeout=10.0, preexec_fn=None):
+        self.log_file = tempfile.NamedTemporaryFile(prefix="salam-test-", suffix=".log", delete=False)
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log_file,
+            env=full_env, preexec_fn=preexec_fn)
+        self.addresses = []
+        try:
+            if ready:
+                self.wait_for_log(ready, timeout)
+                self.addresses = [m.group(1) for m in re.finditer(ready, self.log())]
+        except BaseException:
+            self.kill()
+            raise
+        self.baseline_fds = self.fd_count()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def log(self):
+        with open(self.log_file.name, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def wait_for_log(self, pattern, timeout=10.0):
+        """Waits until the log matches `pattern`; returns the match."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.log(), re.M)
+            if match:
+                return match
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited ({self.process.returncode}) before logging "
+                                     f"{pattern!r}:\n{self.log()}")
+            time.sleep(0.02)
+        raise AssertionError(f"no log line matched {pattern!r} within {timeout}s:\n{self.log()}")
+
+    def fd_count(self):
+        try:
+            return len(os.listdir(f"/proc/{self.pid}/fd"))
+        except FileNotFoundError:
+            return -1
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_kib(self):
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def assert_fds_return(self, timeout=5.0):
+        """The gate: descriptors come back to their baseline after load."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.fd_count() <= self.baseline_fds:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"descriptors did not return to {self.baseline_fds}: "
+                             f"{self.fd_count()} open")
+
+    def stop(self, sig=signal.SIGTERM, timeout=15.0):
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise AssertionError(f"server did not exit within {timeout}s of {sig!r}")
+        return self.process.returncode
+
+    def kill(self):
+        """Last-resort cleanup for a test that failed midway."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if os.path.exists(self.log_file.name):
+            os.unlink(self.log_file.name)
+        if not self.process.stdout.closed:
+            self.process.stdout.close()
+
+    def close(self, allowed_errors=()):
+        """Stops the server and applies the gate to its log."""
+        status = self.stop()
+        log = self.log()
+        self.kill()
+        if status < 0 or status >= 128:
+            raise AssertionError(f"server died with status {status}:\n{log}")
+        for line in log.splitlines():
+            level = LEVEL.match(line)
+            if level and level.group(1) in ("error", "critical"):
+                if not any(re.search(pattern, line) for pattern in allowed_errors):
+                    raise AssertionError(f"unexpected error in the server log: {line}")
+            if "runtime error" in line or "Sanitizer" in line:
+                raise AssertionError(f"sanitizer report:\n{log}")
+        return status, log
+
+
+def tutorial_client(host, port, message=b"Hello, server!"):
+    """The tutorial's client, as written there: connect, sendall, recv, close.
+
+    Returns (reply, client port)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect((host, port))
+    client_port = s.getsockname()[1]
+    s.sendall(message)
+    data = s.recv(1024)
+    s.close()
+    return data, client_port
+
+
+def exchange(host, port, message=b"hi", family=socket.AF_INET, timeout=10):
+    """Connect, send, read to end of file; returns the bytes read."""
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect((host, port))
+        if message:
+            s.sendall(message)
+        chunks = []
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+
+async def _one_exchange(host, port, message):
+    import asyncio
+    reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+    writer.write(message)
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return data
+
+
+def concurrent_exchanges(host, port, count, message=b"hi", timeout=60):
+    """`count` exchanges all at once; returns the replies (or exceptions)."""
+    import asyncio
+
+    async def run():
+        tasks = [_one_exchange(host, port, message) for _ in range(count)]
+        return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout)
+
+    return asyncio.run(run())
+
+
+def raise_fd_limit():
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
