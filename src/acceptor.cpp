@@ -41,10 +41,10 @@ bool is_resource_shortage(int error) noexcept {
 
 }  // namespace
 
-Acceptor::Acceptor(Shard& shard, std::shared_ptr<FileDescriptor> listener, const Handler& handler)
+Acceptor::Acceptor(Shard& shard, std::shared_ptr<FileDescriptor> listener, Handler handler)
     : shard_(shard),
       listener_(std::move(listener)),
-      handler_(handler),
+      handler_(std::move(handler)),
       next_backoff_(shard.accept_backoff()) {
   accept_.acceptor = this;
   backoff_.acceptor = this;

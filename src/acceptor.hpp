@@ -25,7 +25,7 @@ class Shard;
 
 class Acceptor {
  public:
-  Acceptor(Shard& shard, std::shared_ptr<FileDescriptor> listener, const Handler& handler);
+  Acceptor(Shard& shard, std::shared_ptr<FileDescriptor> listener, Handler handler);
   Acceptor(const Acceptor&) = delete;
   Acceptor& operator=(const Acceptor&) = delete;
 
@@ -35,6 +35,10 @@ class Acceptor {
   // Ends an accept pause now (a descriptor was freed).
   void resume() noexcept;
   bool paused() const noexcept { return paused_; }
+  // New connections go to `handler`; those already running keep theirs.
+  void set_handler(Handler handler) noexcept { handler_ = std::move(handler); }
+  // Stopped, with no operation left in the loop: safe to destroy.
+  bool finished() const noexcept { return stopped_ && !accept_.in_flight && !backoff_.in_flight; }
 
  private:
   struct Step : Operation {
@@ -49,7 +53,7 @@ class Acceptor {
 
   Shard& shard_;
   std::shared_ptr<FileDescriptor> listener_;
-  const Handler& handler_;
+  Handler handler_;
   Step accept_;
   Step backoff_;
   Duration next_backoff_;

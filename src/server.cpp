@@ -49,11 +49,18 @@ void ignore_sigpipe() noexcept {
 struct Server::Impl {
   struct Listener {
     detail::ListenAddress address;
-    Handler handler;
-    // One socket shared by all shards, or one per shard (SO_REUSEPORT).
+    HandlerFactory factory;
+    // One socket shared by all shards, or one per shard (SO_REUSEPORT);
+    // handed to the shards at start and dropped here.
     std::vector<std::shared_ptr<FileDescriptor>> sockets;
     std::string local;
     SocketAddress local_ip;
+    bool closed = false;
+
+    detail::ShardListener for_shard(std::size_t id, unsigned shard) const {
+      const auto& socket = sockets.size() > 1 ? sockets[shard] : sockets[0];
+      return detail::ShardListener{id, socket, factory};
+    }
   };
 
   ServerOptions options;
@@ -88,11 +95,14 @@ Server::~Server() {
 }
 
 std::size_t Server::listen(const ListenOptions& options, Handler handler) {
+  return listen(options, HandlerFactory([handler = std::move(handler)] { return handler; }));
+}
+
+std::size_t Server::listen(const ListenOptions& options, HandlerFactory factory) {
   std::lock_guard lock(impl_->mutex);
-  if (impl_->started) throw std::logic_error("Server::listen after start");
   auto listener = std::make_unique<Impl::Listener>();
   listener->address = detail::ListenAddress::parse(options.address);
-  listener->handler = std::move(handler);
+  listener->factory = std::move(factory);
 
   ListenOptions effective = options;
   bool clamped = false;
@@ -120,8 +130,36 @@ std::size_t Server::listen(const ListenOptions& options, Handler handler) {
     }
   }
   listener->local = bind_address.to_string();
+  const std::size_t id = impl_->listeners.size();
+  if (impl_->started) {
+    for (unsigned shard = 0; shard < impl_->shard_count; ++shard) {
+      impl_->shards[shard]->request_add(listener->for_shard(id, shard));
+    }
+    listener->sockets.clear();
+    log::info("listening on {}", listener->local);
+  }
   impl_->listeners.push_back(std::move(listener));
-  return impl_->listeners.size() - 1;
+  return id;
+}
+
+void Server::close_listener(std::size_t index) {
+  std::lock_guard lock(impl_->mutex);
+  auto& listener = *impl_->listeners.at(index);
+  if (listener.closed) return;
+  listener.closed = true;
+  listener.sockets.clear();
+  for (auto& shard : impl_->shards)
+    shard->request_remove(index);
+  if (!listener.address.unix_path.empty()) ::unlink(listener.address.unix_path.c_str());
+  log::info("stopped listening on {}", listener.local);
+}
+
+void Server::replace_handler(std::size_t index, HandlerFactory factory) {
+  std::lock_guard lock(impl_->mutex);
+  auto& listener = *impl_->listeners.at(index);
+  listener.factory = factory;
+  for (auto& shard : impl_->shards)
+    shard->request_replace(index, factory);
 }
 
 std::string Server::local_address(std::size_t index) const {
@@ -140,10 +178,9 @@ void Server::start() {
   std::vector<std::promise<void>> started(impl_->shard_count);
   for (unsigned index = 0; index < impl_->shard_count; ++index) {
     std::vector<detail::ShardListener> listeners;
-    for (const auto& listener : impl_->listeners) {
-      const auto& socket =
-          listener->sockets.size() > 1 ? listener->sockets[index] : listener->sockets[0];
-      listeners.push_back(detail::ShardListener{socket, &listener->handler});
+    for (std::size_t id = 0; id < impl_->listeners.size(); ++id) {
+      const auto& listener = *impl_->listeners[id];
+      if (!listener.closed) listeners.push_back(listener.for_shard(id, index));
     }
     impl_->shards.push_back(
         std::make_unique<detail::Shard>(index, impl_->options, std::move(listeners)));
@@ -180,6 +217,7 @@ void Server::start() {
   }
   const std::string backend(to_string(impl_->options.loop.backend));
   for (const auto& listener : impl_->listeners) {
+    if (listener->closed) continue;
     log::info("listening on {} ({} shard{}, {})", listener->local, impl_->shard_count,
               impl_->shard_count == 1 ? "" : "s", backend);
   }
@@ -227,19 +265,32 @@ std::size_t Server::cancelled_at_drain() const noexcept {
   return total;
 }
 
-int run_until_signal(Server& server, Duration drain_timeout) {
+int run_until_signal(Server& server, Duration drain_timeout,
+                     const std::function<void()>& on_hangup) {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   sigset_t previous;
   // Blocked before the shards start, so that their threads inherit the
   // mask and the signals come here.
   ::pthread_sigmask(SIG_BLOCK, &signals, &previous);
-  server.start();
+  try {
+    server.start();
+  } catch (...) {
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    throw;
+  }
 
   int signal_number = 0;
-  while (::sigwait(&signals, &signal_number) != 0) {
+  for (;;) {
+    if (::sigwait(&signals, &signal_number) != 0) continue;
+    if (signal_number != SIGHUP) break;
+    if (on_hangup) {
+      on_hangup();
+      log::flush_thread_buffer();
+    }
   }
   log::info("{}: stopping; connections have {} ms to finish", ::strsignal(signal_number),
             std::chrono::duration_cast<std::chrono::milliseconds>(drain_timeout).count());
@@ -248,7 +299,8 @@ int run_until_signal(Server& server, Duration drain_timeout) {
 
   const timespec poll{0, 50'000'000};
   while (server.running()) {
-    if (::sigtimedwait(&signals, nullptr, &poll) > 0) {
+    int received = ::sigtimedwait(&signals, nullptr, &poll);
+    if (received == SIGINT || received == SIGTERM) {
       log::info("second signal: closing all connections now");
       server.stop(Duration::zero());
     }

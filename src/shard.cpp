@@ -21,7 +21,7 @@ FileDescriptor open_reserve() noexcept {
 }  // namespace
 
 Shard::Shard(unsigned index, const ServerOptions& options, std::vector<ShardListener> listeners)
-    : index_(index), options_(options), listeners_(std::move(listeners)) {}
+    : index_(index), options_(options), initial_listeners_(std::move(listeners)) {}
 
 Shard::~Shard() = default;
 
@@ -33,10 +33,11 @@ void Shard::run(std::promise<void>& started) noexcept {
     drain_progress_.emplace(*loop_);
     connections_->on_idle([this] { drain_progress_->set(); });
     reserve_ = open_reserve();
-    for (const ShardListener& listener : listeners_) {
-      acceptors_.push_back(std::make_unique<Acceptor>(*this, listener.socket, *listener.handler));
+    for (ShardListener& listener : initial_listeners_) {
+      acceptors_.emplace(listener.id, std::make_unique<Acceptor>(*this, std::move(listener.socket),
+                                                                 listener.factory()));
     }
-    listeners_.clear();  // the acceptors hold the sockets now
+    initial_listeners_.clear();
     std::lock_guard lock(loop_mutex_);
     loop_alive_ = true;
   } catch (...) {
@@ -65,15 +66,17 @@ void Shard::run(std::promise<void>& started) noexcept {
   connections_.reset();
   loop_.reset();  // reaps what is still in flight, so it goes before the acceptors
   acceptors_.clear();
+  retired_.clear();
   reserve_.reset();
 }
 
 Task<> Shard::main() {
-  for (auto& acceptor : acceptors_)
+  for (auto& [id, acceptor] : acceptors_)
     acceptor->start();
   co_await stop_requested_->wait();
 
-  for (auto& acceptor : acceptors_)
+  stopping_ = true;
+  for (auto& [id, acceptor] : acceptors_)
     acceptor->stop();
   while (connections_->active() > 0) {
     if (Clock::now() >= drain_deadline_) {
@@ -90,10 +93,59 @@ Task<> Shard::main() {
   co_await connections_->join();
 }
 
-void Shard::request_stop(TimePoint drain_deadline) {
+void Shard::post(std::function<void()> work) {
   std::lock_guard lock(loop_mutex_);
-  if (!loop_alive_) return;
-  loop_->post([this, drain_deadline] { begin_stop(drain_deadline); });
+  if (loop_alive_) loop_->post(std::move(work));
+}
+
+void Shard::request_stop(TimePoint drain_deadline) {
+  post([this, drain_deadline] { begin_stop(drain_deadline); });
+}
+
+void Shard::request_add(ShardListener listener) {
+  // std::function needs a copyable callable: carry the listener by pointer.
+  auto carried = std::make_shared<ShardListener>(std::move(listener));
+  post([this, carried] { add(std::move(*carried)); });
+}
+
+void Shard::request_remove(std::size_t id) {
+  post([this, id] { remove(id); });
+}
+
+void Shard::request_replace(std::size_t id, HandlerFactory factory) {
+  post([this, id, factory = std::move(factory)] {
+    auto found = acceptors_.find(id);
+    if (found == acceptors_.end()) return;
+    try {
+      found->second->set_handler(factory());
+    } catch (const std::exception& e) {
+      log::error("listener {}: the new handler could not be made: {}", id, e.what());
+    }
+  });
+}
+
+void Shard::add(ShardListener listener) noexcept {
+  if (stopping_) return;
+  try {
+    auto acceptor =
+        std::make_unique<Acceptor>(*this, std::move(listener.socket), listener.factory());
+    acceptor->start();
+    acceptors_.emplace(listener.id, std::move(acceptor));
+  } catch (const std::exception& e) {
+    log::error("listener {}: cannot start accepting on shard {}: {}", listener.id, index_,
+               e.what());
+  }
+}
+
+void Shard::remove(std::size_t id) noexcept {
+  // Acceptors stopped earlier are freed once the loop has reaped their
+  // operations, so the retired list holds at most the latest ones.
+  std::erase_if(retired_, [](const auto& acceptor) { return acceptor->finished(); });
+  auto found = acceptors_.find(id);
+  if (found == acceptors_.end()) return;
+  found->second->stop();
+  retired_.push_back(std::move(found->second));
+  acceptors_.erase(found);
 }
 
 void Shard::begin_stop(TimePoint drain_deadline) noexcept {
@@ -124,7 +176,7 @@ void Shard::shed_one(int listener) noexcept {
 void Shard::connection_closed() noexcept {
   open_connections_.store(open_connections_.load(std::memory_order_relaxed) - 1,
                           std::memory_order_relaxed);
-  for (auto& acceptor : acceptors_)
+  for (auto& [id, acceptor] : acceptors_)
     acceptor->resume();
 }
 

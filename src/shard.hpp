@@ -1,12 +1,15 @@
 // Shard: one thread's share of a Server — a loop, an acceptor per
 // listener, and the connections it accepted.
 //
-// Threading: run() is the shard thread's body; request_stop() may be called
-// from any thread; everything else runs on the shard's thread.
+// Threading: run() is the shard thread's body; the request_* functions may
+// be called from any thread (they post to the loop); everything else runs
+// on the shard's thread.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -23,10 +26,11 @@ namespace salam::detail {
 
 class Acceptor;
 
-// What a shard needs to know of one listener.
+// One listener as a shard gets it.
 struct ShardListener {
+  std::size_t id;
   std::shared_ptr<FileDescriptor> socket;
-  const Handler* handler;
+  HandlerFactory factory;  // called on the shard's thread
 };
 
 class Shard final : public ConnectionObserver {
@@ -40,6 +44,11 @@ class Shard final : public ConnectionObserver {
   // Thread-safe: stop accepting; cancel connections still open at
   // `drain_deadline`. A later call may bring the deadline closer.
   void request_stop(TimePoint drain_deadline);
+  // Thread-safe: start or stop accepting on a listener, or give its new
+  // connections another handler.
+  void request_add(ShardListener listener);
+  void request_remove(std::size_t id);
+  void request_replace(std::size_t id, HandlerFactory factory);
 
   unsigned index() const noexcept { return index_; }
   Loop& loop() noexcept { return *loop_; }
@@ -60,18 +69,23 @@ class Shard final : public ConnectionObserver {
 
  private:
   Task<> main();
+  void post(std::function<void()> work);
+  void add(ShardListener listener) noexcept;
+  void remove(std::size_t id) noexcept;
   void begin_stop(TimePoint drain_deadline) noexcept;
 
   const unsigned index_;
   const ServerOptions& options_;
-  std::vector<ShardListener> listeners_;
+  std::vector<ShardListener> initial_listeners_;
   // Acceptors outlive the loop: its destructor reaps their operations.
-  std::vector<std::unique_ptr<Acceptor>> acceptors_;
+  std::map<std::size_t, std::unique_ptr<Acceptor>> acceptors_;
+  std::vector<std::unique_ptr<Acceptor>> retired_;  // stopped, maybe not reaped yet
   std::optional<Loop> loop_;
   std::optional<TaskScope> connections_;
   std::optional<Event> stop_requested_;
   std::optional<Event> drain_progress_;
   TimePoint drain_deadline_ = TimePoint::max();
+  bool stopping_ = false;
   // A descriptor kept in reserve, closed to accept-and-drop one connection
   // when the process is out of descriptors.
   FileDescriptor reserve_;

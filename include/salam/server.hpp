@@ -15,8 +15,12 @@
 // (their operations return cancelled()) and waits for every handler to
 // return. Nothing outlives the Server.
 //
-// Threading: listen(), start(), wait() and the destructor from one thread;
-// stop() from any thread.
+// Listeners can be added, closed and given new handlers while the server
+// runs (this is how a daemon reloads its configuration); connections
+// already running are not touched.
+//
+// Threading: listen(), close_listener(), replace_handler(), start(), wait()
+// and the destructor from one thread; stop() from any thread.
 #pragma once
 
 #include <cstddef>
@@ -33,6 +37,10 @@
 namespace salam {
 
 using Handler = std::function<Task<>(Connection)>;
+// Makes one shard's handler for a listener; called once per shard, on that
+// shard's thread. Use it to give each shard its own copy of state that
+// connections share, so that no two shards write the same memory.
+using HandlerFactory = std::function<Handler()>;
 
 struct ListenOptions {
   // `127.0.0.1:8888`, `[::1]:8888`, `[::]:8888` (IPv6 and IPv4) or `unix:/path`.
@@ -72,8 +80,15 @@ class Server {
 
   // Opens a listening socket now, so that a bad or busy address fails
   // before anything runs: throws std::system_error naming the address.
-  // Returns the listener's index.
+  // Returns the listener's index. After start(), the shards begin
+  // accepting on it at once.
   std::size_t listen(const ListenOptions& options, Handler handler);
+  std::size_t listen(const ListenOptions& options, HandlerFactory factory);
+  // Stops accepting on a listener and closes its socket; its connections
+  // go on.
+  void close_listener(std::size_t index);
+  // New connections of the listener go to the new handler.
+  void replace_handler(std::size_t index, HandlerFactory factory);
   // Where listener `index` listens (with the real port when 0 was asked),
   // as text: `127.0.0.1:40123` or `unix:/path`.
   std::string local_address(std::size_t index) const;
@@ -105,7 +120,9 @@ class Server {
 
 // Starts `server`, waits for SIGINT or SIGTERM, then drains for
 // `drain_timeout`; a second signal ends the drain at once. Returns 0 if
-// every connection finished in time, 1 otherwise.
-int run_until_signal(Server& server, Duration drain_timeout = std::chrono::seconds(10));
+// every connection finished in time, 1 otherwise. SIGHUP calls `on_hangup`
+// (on this thread) if given, and is ignored otherwise.
+int run_until_signal(Server& server, Duration drain_timeout = std::chrono::seconds(10),
+                     const std::function<void()>& on_hangup = {});
 
 }  // namespace salam

@@ -40,7 +40,7 @@ TEST_P(DescriptorLimitTest, NeitherSpinsNorDiesAndRecovers) {
   std::vector<FileDescriptor> clients;
   for (int i = 0; i < 150; ++i) {
     clients.push_back(testing::connect_blocking(address, 5s));
-    ASSERT_TRUE(clients.back()) << "connect " << i;
+    ASSERT_TRUE(clients.back()) << "connect " << i << ": " << strerror(errno);
   }
   std::this_thread::sleep_for(300ms);
   ASSERT_TRUE(server.alive());

@@ -322,6 +322,56 @@ TEST_P(ServerTest, RefusesAnAddressInUseWithAClearMessage) {
   }
 }
 
+Task<> answer_with(Connection client, std::string reply) {
+  co_await client.write_all(reply, 5s);
+  co_await client.close_gracefully();
+}
+
+Handler answering(std::string reply) {
+  return [reply](Connection client) { return answer_with(std::move(client), reply); };
+}
+
+TEST_P(ServerTest, ListenersCanBeAddedReplacedAndClosedWhileRunning) {
+  Server server(options());
+  const auto first = server.listen({.address = "127.0.0.1:0"}, answering("one"));
+  server.start();
+  const auto first_address = server.local_socket_address(first);
+  EXPECT_EQ(greet_once(first_address, ""), "one");
+
+  // A listener added at run time serves at once, on every shard.
+  const auto second = server.listen({.address = "127.0.0.1:0"}, answering("two"));
+  const auto second_address = server.local_socket_address(second);
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(greet_once(second_address, ""), "two");
+
+  // A connection in progress keeps its handler when the listener gets a
+  // new one; new connections get the new one (once every shard has it).
+  auto held = connect_blocking(first_address);
+  ASSERT_TRUE(held);
+  server.replace_handler(first, [] { return answering("uno"); });
+  const TimePoint until = Clock::now() + 5s;
+  int uno_in_a_row = 0;
+  while (uno_in_a_row < 10 && Clock::now() < until) {
+    uno_in_a_row = greet_once(first_address, "") == "uno" ? uno_in_a_row + 1 : 0;
+  }
+  EXPECT_EQ(uno_in_a_row, 10);
+  EXPECT_EQ(read_until_eof(held.get()), "one");
+  held.reset();
+
+  // A closed listener refuses; the others go on.
+  server.close_listener(second);
+  const TimePoint refuse_by = Clock::now() + 5s;
+  bool refused = false;
+  while (!refused && Clock::now() < refuse_by) {
+    refused = !connect_blocking(second_address, 1s);
+    if (!refused) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(refused);
+  EXPECT_EQ(greet_once(first_address, ""), "uno");
+  server.stop(1s);
+  server.wait();
+}
+
 SALAM_INSTANTIATE_FOR_BACKENDS(ServerTest);
 
 }  // namespace
