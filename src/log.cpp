@@ -14,7 +14,10 @@ namespace salam::log {
 
 namespace {
 
-Settings global_settings;
+// The level lives in detail::minimum_level (read on every log call); the
+// rest here, each field atomic so that a reload can change them.
+std::atomic<Format> current_format{Format::text};
+std::atomic<int> current_fd{2};
 
 // A line longer than this is still written whole; the threshold only
 // decides when a buffering thread writes before the end of its turn.
@@ -24,7 +27,7 @@ struct ThreadLog {
   fmt::memory_buffer lines;
   fmt::memory_buffer message;  // JSON only: the unescaped message
   bool buffering = false;
-  std::size_t line_start = 0;
+  bool json = false;  // the format of the line being written
   // The formatted "YYYY-MM-DDTHH:MM:SS" of the last second seen.
   std::time_t cached_second = -1;
   std::array<char, 20> second_text{};
@@ -35,7 +38,7 @@ struct ThreadLog {
     const char* data = lines.data();
     std::size_t left = lines.size();
     while (left > 0) {
-      ssize_t n = ::write(global_settings.fd, data, left);
+      ssize_t n = ::write(current_fd.load(std::memory_order_relaxed), data, left);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;  // nowhere to write: drop rather than block or spin
       data += n;
@@ -67,11 +70,20 @@ void append_time(ThreadLog& log) {
 
 }  // namespace
 
-void configure(const Settings& settings) noexcept {
-  global_settings = settings;
+namespace detail {
+std::atomic<Level> minimum_level{Level::info};
 }
-const Settings& settings() noexcept {
-  return global_settings;
+
+void configure(const Settings& settings) noexcept {
+  detail::minimum_level.store(settings.level, std::memory_order_relaxed);
+  current_format.store(settings.format, std::memory_order_relaxed);
+  current_fd.store(settings.fd, std::memory_order_relaxed);
+}
+
+Settings settings() noexcept {
+  return Settings{detail::minimum_level.load(std::memory_order_relaxed),
+                  current_format.load(std::memory_order_relaxed),
+                  current_fd.load(std::memory_order_relaxed)};
 }
 
 Level parse_level(std::string_view text) {
@@ -135,8 +147,8 @@ namespace detail {
 
 fmt::memory_buffer& begin_line(Level level) {
   ThreadLog& log = thread_log();
-  log.line_start = log.lines.size();
-  if (global_settings.format == Format::json) {
+  log.json = current_format.load(std::memory_order_relaxed) == Format::json;
+  if (log.json) {
     log.lines.append(std::string_view(R"({"time":")"));
     append_time(log);
     fmt::format_to(fmt::appender(log.lines), R"(","level":"{}","msg":")", to_string(level));
@@ -150,7 +162,7 @@ fmt::memory_buffer& begin_line(Level level) {
 
 void end_line() {
   ThreadLog& log = thread_log();
-  if (global_settings.format == Format::json) {
+  if (log.json) {
     append_json_escaped(log.lines, std::string_view(log.message.data(), log.message.size()));
     log.lines.append(std::string_view("\"}"));
   }
@@ -158,7 +170,37 @@ void end_line() {
   if (!log.buffering || log.lines.size() >= kFlushThreshold) log.flush();
 }
 
+fmt::memory_buffer& begin_json_event(Level level, std::string_view event) {
+  ThreadLog& log = thread_log();
+  log.lines.append(std::string_view(R"({"time":")"));
+  append_time(log);
+  fmt::format_to(fmt::appender(log.lines), R"(","level":"{}","event":")", to_string(level));
+  append_json_escaped(log.lines, event);
+  log.lines.push_back('"');
+  return log.lines;
+}
+
+void end_json_event() {
+  ThreadLog& log = thread_log();
+  log.lines.append(std::string_view("}\n"));
+  if (!log.buffering || log.lines.size() >= kFlushThreshold) log.flush();
+}
+
 }  // namespace detail
+
+void append_json_field(fmt::memory_buffer& out, std::string_view key, std::string_view value) {
+  fmt::format_to(fmt::appender(out), R"(,"{}":")", key);
+  append_json_escaped(out, value);
+  out.push_back('"');
+}
+
+void append_json_field(fmt::memory_buffer& out, std::string_view key, std::uint64_t value) {
+  fmt::format_to(fmt::appender(out), R"(,"{}":{})", key, value);
+}
+
+void append_json_field(fmt::memory_buffer& out, std::string_view key, double value) {
+  fmt::format_to(fmt::appender(out), R"(,"{}":{:.3f})", key, value);
+}
 
 void flush_thread_buffer() noexcept {
   ThreadLog& log = thread_log();

@@ -9,9 +9,11 @@
 // Format `text`: `2026-11-26T04:55:01.123Z info client 127.0.0.1:54321 connected`
 // Format `json`: `{"time":"...","level":"info","msg":"client 127.0.0.1:54321 connected"}`
 //
-// Threading: configure() before starting threads; the rest is thread-safe.
+// Threading: all of it is thread-safe; configure() may be called while
+// other threads log (a reload does).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string_view>
 
@@ -28,10 +30,13 @@ struct Settings {
   int fd = 2;
 };
 void configure(const Settings& settings) noexcept;
-const Settings& settings() noexcept;
+Settings settings() noexcept;
 
+namespace detail {
+extern std::atomic<Level> minimum_level;
+}
 inline bool enabled(Level level) noexcept {
-  return level >= settings().level;
+  return level >= detail::minimum_level.load(std::memory_order_relaxed);
 }
 
 // Parses "debug", "info", "warning", "error", "critical" or "off"; throws
@@ -74,6 +79,27 @@ template <typename... Args>
 void critical(fmt::format_string<Args...> format, Args&&... args) {
   message(Level::critical, format, std::forward<Args>(args)...);
 }
+
+namespace detail {
+fmt::memory_buffer& begin_json_event(Level level, std::string_view event);
+void end_json_event();
+}  // namespace detail
+
+// A structured event, for machines: one JSON object per line,
+// {"time":...,"level":...,"event":EVENT,...}, where `fields` appends the
+// rest with the append_json_* helpers. Written whatever the format setting
+// (callers choose between this and message()).
+template <typename Fields>
+void json_event(Level level, std::string_view event, Fields&& fields) {
+  if (!enabled(level)) return;
+  fields(detail::begin_json_event(level, event));
+  detail::end_json_event();
+}
+
+// Appends `,"key":"value"` (escaped) or `,"key":number`.
+void append_json_field(fmt::memory_buffer& out, std::string_view key, std::string_view value);
+void append_json_field(fmt::memory_buffer& out, std::string_view key, std::uint64_t value);
+void append_json_field(fmt::memory_buffer& out, std::string_view key, double value);
 
 // Writes what this thread has buffered. Loops call it once per turn.
 void flush_thread_buffer() noexcept;

@@ -4,6 +4,7 @@
 #include <salam/address.hpp>
 #include <salam/buffer.hpp>
 #include <salam/connection.hpp>
+#include <salam/connection_budget.hpp>
 #include <salam/event.hpp>
 #include <salam/log.hpp>
 #include <salam/loop.hpp>

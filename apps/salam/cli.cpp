@@ -1,0 +1,216 @@
+#include "cli.hpp"
+
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include "config_file.hpp"
+#include "services/service.hpp"
+
+#ifndef SALAM_VERSION
+#define SALAM_VERSION "unknown"
+#endif
+
+namespace salam::daemon {
+
+namespace {
+
+constexpr const char* kDescription =
+    "salam: a small, fast TCP service daemon.\n\n"
+    "With no arguments it is the greeting server of the classic socket tutorial: it listens on\n"
+    "127.0.0.1:8888, logs each client, reads what the client sends first (up to 1024 bytes),\n"
+    "replies \"Hello, client!\" and closes - serving every client at once.";
+
+std::string services_footer() {
+  std::string text = "Services:\n";
+  for (const auto& service : all_services()) {
+    text += fmt::format("  {:<9} {}\n", service.name, service.summary);
+  }
+  text +=
+      "\nDurations are written like 500ms, 10s, 2m or 1h.\n"
+      "\nSignals:\n"
+      "  SIGTERM, SIGINT  stop accepting, let connections finish for --drain-timeout, then close "
+      "them;\n"
+      "                   a second signal closes them at once\n"
+      "  SIGHUP           re-read --config (a bad file is rejected and the running one kept)\n"
+      "\nExamples:\n"
+      "  salam                                         the tutorial's greeting server\n"
+      "  salam --listen [::]:7 --service echo         an echo server on IPv6 and IPv4\n"
+      "  salam --greet-first --message 'hi\\r\\n'      a banner server\n"
+      "  salam --config /etc/salam.toml               several listeners (docs/configuration.md)\n"
+      "  salam --check-config /etc/salam.toml         validate a file and exit";
+  return text;
+}
+
+// Gives each option the same shape: a group, a value name, a description.
+template <typename T>
+CLI::Option* option(CLI::App& app, const char* name, std::optional<T>& target,
+                    const char* value_name, const char* group, const std::string& help) {
+  return app
+      .add_option_function<T>(
+          name, [&target](const T& value) { target = value; }, help)
+      ->type_name(value_name)
+      ->group(group);
+}
+
+}  // namespace
+
+std::string version_text() {
+  std::string why_not;
+  BackendKind chosen = BackendKind::epoll;
+  try {
+    chosen = resolve_backend(BackendKind::automatic, &why_not);
+  } catch (const std::exception& e) {
+    why_not = e.what();
+  }
+  return fmt::format(
+      "salam {}\n"
+      "compiler: {}\n"
+      "backends: io_uring ({}), epoll (available)\n"
+      "default backend here: {}",
+      SALAM_VERSION,
+#if defined(__clang__)
+      "clang " __clang_version__,
+#else
+      "g++ " __VERSION__,
+#endif
+      why_not.empty() ? "available" : "unavailable: " + why_not, to_string(chosen));
+}
+
+std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
+  CLI::App app(kDescription, "salam");
+  app.formatter(std::make_shared<CLI::Formatter>());
+  app.get_formatter()->column_width(34);
+  app.footer(services_footer());
+  app.set_version_flag("--version", version_text(), "Print the version and build information");
+  app.set_help_flag("-h,--help", "Print this help and exit");
+
+  Invocation invocation;
+  Overrides& o = invocation.overrides;
+  const char* listening = "Listening";
+  const char* service = "Service";
+  const char* limits = "Limits and timeouts";
+  const char* engine = "Engine";
+  const char* logging = "Logging";
+  const char* configuration = "Configuration";
+
+  app.add_option("-l,--listen", o.listen,
+                 "Listen on ADDR:PORT ([::]:PORT for IPv6 and IPv4, unix:/path for a Unix socket); "
+                 "repeat for several (default 127.0.0.1:8888)")
+      ->type_name("ADDR")
+      ->group(listening);
+  option(app, "--backlog", o.backlog, "N", listening,
+         "Accept queue length, clamped to net.core.somaxconn (default 4096; 5 reproduces the "
+         "tutorial)");
+  app.add_flag("--reuse-port", o.reuse_port,
+               "One listening socket per thread (SO_REUSEPORT) instead of one shared")
+      ->group(listening);
+
+  option(app, "-s,--service", o.service, "NAME", service,
+         "What to do with each connection (default greet; see Services below)");
+  option(app, "-m,--message", o.message, "TEXT", service,
+         "greet: the reply, with escapes like \\r\\n \\t \\xHH (default \"Hello, client!\")");
+  option(app, "--read-size", o.read_size, "N", service,
+         "greet: read at most N bytes, 1..65536 (default 1024)");
+  app.add_flag("--greet-first", o.greet_first,
+               "greet: send the message at once, without waiting for input (a banner)")
+      ->group(service);
+  option(app, "--quotes-file", o.quotes_file, "FILE", service,
+         "qotd: quotes separated by lines holding only %, at most 512 bytes each");
+
+  option(app, "--max-connections", o.max_connections, "N", limits,
+         "Connections open at once, over all threads; more are closed at once (default 10000)");
+  option(app, "--read-timeout", o.read_timeout, "DURATION", limits,
+         "greet: how long to wait for the client's message (default 10s)");
+  option(app, "--idle-timeout", o.idle_timeout, "DURATION", limits,
+         "How long a connection may neither read nor write (default 1m)");
+  option(app, "--drain-timeout", o.drain_timeout, "DURATION", limits,
+         "On SIGTERM, how long connections may take to finish (default 10s)");
+
+  option(app, "-t,--threads", o.threads, "N", engine,
+         "Event-loop threads, one per core by default (0)");
+  option(app, "--backend", o.backend, "NAME", engine,
+         "auto, io_uring or epoll (default auto: io_uring where the kernel allows it)");
+
+  option(app, "--log-format", o.log_format, "FORMAT", logging,
+         "text (default) or json: one JSON object per line");
+  option(app, "--log-level", o.log_level, "LEVEL", logging,
+         "debug, info (default), warning, error, critical or off");
+  app.add_flag("-q,--quiet", o.quiet, "Log warnings and errors only (no line per connection)")
+      ->group(logging);
+
+  option(app, "-c,--config", o.config_file, "FILE", configuration,
+         "Read a TOML configuration file; flags override it");
+  std::optional<std::string> check_file;
+  option(app, "--check-config", check_file, "FILE", configuration,
+         "Check a configuration file (and the flags with it) and exit");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::CallForVersion&) {
+    std::cout << version_text() << "\n";
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "salam: " << e.what() << " (see salam --help)\n";
+    return 2;
+  }
+  if (check_file) {
+    if (o.config_file && *o.config_file != *check_file) {
+      std::cerr << "salam: --check-config and --config name different files\n";
+      return 2;
+    }
+    o.config_file = check_file;
+    invocation.check_only = true;
+  }
+  return invocation;
+}
+
+DaemonConfig load_configuration(const Overrides& o) {
+  DaemonConfig config;
+  ListenerConfig default_listener;
+  default_listener.origin = "the default listener";
+  config.listeners.push_back(std::move(default_listener));
+
+  if (o.config_file) {
+    config.config_file = *o.config_file;
+    apply_config_file(config, *o.config_file);
+  }
+  if (!o.listen.empty()) {
+    config.listeners.clear();
+    for (const auto& address : o.listen) {
+      ListenerConfig listener;
+      listener.origin = "--listen " + address;
+      set_address(listener, address, "--listen");
+      config.listeners.push_back(std::move(listener));
+    }
+  }
+  // Listener and service flags apply to every listener.
+  for (auto& listener : config.listeners) {
+    ServiceOptions& options = listener.options;
+    if (o.service) set_service(listener, *o.service, "--service");
+    if (o.backlog) set_backlog(listener, *o.backlog, "--backlog");
+    if (o.reuse_port) listener.reuse_port = true;
+    if (o.message) set_message(options, *o.message, "--message");
+    if (o.read_size) set_read_size(options, *o.read_size, "--read-size");
+    if (o.read_timeout) set_timeout(options.read_timeout, *o.read_timeout, "--read-timeout");
+    if (o.idle_timeout) set_timeout(options.idle_timeout, *o.idle_timeout, "--idle-timeout");
+    if (o.greet_first) options.greet_first = true;
+    if (o.quotes_file) options.quotes_file = *o.quotes_file;
+  }
+  if (o.threads) set_threads(config, *o.threads, "--threads");
+  if (o.backend) set_backend(config, *o.backend, "--backend");
+  if (o.max_connections) set_max_connections(config, *o.max_connections, "--max-connections");
+  if (o.drain_timeout) set_timeout(config.drain_timeout, *o.drain_timeout, "--drain-timeout");
+  if (o.log_format) set_log_format(config, *o.log_format, "--log-format");
+  if (o.log_level) set_log_level(config, *o.log_level, "--log-level");
+  if (o.quiet) config.log_level = std::max(config.log_level, log::Level::warning);
+  finish(config);
+  return config;
+}
+
+}  // namespace salam::daemon

@@ -1,0 +1,55 @@
+// The command line: flags for everything common; a TOML file for the rest.
+// Flags override the file, on start and on every reload.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "config.hpp"
+
+namespace salam::daemon {
+
+// What the command line said, kept to be applied again over the file at
+// each reload.
+struct Overrides {
+  std::optional<std::string> config_file;
+  std::vector<std::string> listen;
+  std::optional<std::string> service;
+  std::optional<std::string> message;
+  std::optional<std::int64_t> read_size;
+  std::optional<std::string> read_timeout;
+  std::optional<std::string> idle_timeout;
+  bool greet_first = false;
+  std::optional<std::string> quotes_file;
+  std::optional<std::int64_t> backlog;
+  bool reuse_port = false;
+  std::optional<std::int64_t> threads;
+  std::optional<std::string> backend;
+  std::optional<std::int64_t> max_connections;
+  std::optional<std::string> drain_timeout;
+  std::optional<std::string> log_format;
+  std::optional<std::string> log_level;
+  bool quiet = false;
+};
+
+struct Invocation {
+  Overrides overrides;
+  bool check_only = false;  // --check-config: validate and exit
+};
+
+// Parses the command line. Returns what to run, or the exit status when the
+// command line was handled here: 0 after --help or --version, 2 after a
+// mistake (with one line on stderr naming the flag).
+std::variant<Invocation, int> parse_command_line(int argc, char** argv);
+
+// Defaults, then the file, then the flags; checked and completed. Throws
+// ConfigError.
+DaemonConfig load_configuration(const Overrides& overrides);
+
+// `salam --version`: version, compiler, and which backends this kernel allows.
+std::string version_text();
+
+}  // namespace salam::daemon

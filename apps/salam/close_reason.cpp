@@ -1,0 +1,47 @@
+#include "close_reason.hpp"
+
+#include <cerrno>
+
+#include <salam/result.hpp>
+
+namespace salam::daemon {
+
+std::string_view to_string(CloseReason reason) noexcept {
+  switch (reason) {
+    case CloseReason::done:
+      return "done";
+    case CloseReason::client_closed:
+      return "client_closed";
+    case CloseReason::client_reset:
+      return "client_reset";
+    case CloseReason::timeout_first_byte:
+      return "timeout_first_byte";
+    case CloseReason::timeout_idle:
+      return "timeout_idle";
+    case CloseReason::limit_conns:
+      return "limit_conns";
+    case CloseReason::shutdown:
+      return "shutdown";
+    case CloseReason::server_error:
+      return "server_error";
+  }
+  return "server_error";
+}
+
+CloseReason reason_for(std::error_code error, CloseReason on_timeout) noexcept {
+  if (error == timed_out()) return on_timeout;
+  if (error == cancelled()) return CloseReason::shutdown;
+  switch (error.value()) {
+    case ECONNRESET:
+    case EPIPE:
+    case ENOTCONN:
+    case ECONNABORTED:
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+      return CloseReason::client_reset;
+    default:
+      return CloseReason::server_error;
+  }
+}
+
+}  // namespace salam::daemon

@@ -1,0 +1,145 @@
+#include "config.hpp"
+
+#include <fmt/format.h>
+
+#include <salam/address.hpp>
+
+#include "duration.hpp"
+#include "escapes.hpp"
+#include "services/qotd.hpp"
+#include "services/service.hpp"
+
+namespace salam::daemon {
+
+namespace {
+
+constexpr std::size_t kMaxMessage = 64 * 1024;
+
+void check_range(std::int64_t value, std::int64_t low, std::int64_t high, std::string_view what,
+                 std::string_view where) {
+  if (value < low || value > high) {
+    throw ConfigError(where,
+                      fmt::format("{} must be between {} and {} (got {})", what, low, high, value));
+  }
+}
+
+std::string service_names() {
+  std::string names;
+  for (const auto& service : all_services()) {
+    if (!names.empty()) names += ", ";
+    names += service.name;
+  }
+  return names;
+}
+
+}  // namespace
+
+ConfigError::ConfigError(std::string_view where, std::string_view what)
+    : std::runtime_error(where.empty() ? std::string(what) : fmt::format("{}: {}", where, what)) {}
+
+void set_address(ListenerConfig& listener, std::string_view value, std::string_view where) {
+  if (value.starts_with("unix:")) {
+    if (value.size() == 5) throw ConfigError(where, "missing path after unix:");
+    if (value.size() - 5 > 107) throw ConfigError(where, "Unix socket path longer than 107 bytes");
+    listener.address = std::string(value);
+    return;
+  }
+  std::string_view why;
+  auto address = SocketAddress::try_parse(value, &why);
+  if (!address) throw ConfigError(where, fmt::format("bad address '{}': {}", value, why));
+  listener.address = address->to_string();  // one spelling, so that reloads can match listeners
+}
+
+void set_service(ListenerConfig& listener, std::string_view value, std::string_view where) {
+  if (find_service(value) == nullptr) {
+    throw ConfigError(where,
+                      fmt::format("unknown service '{}' (known: {})", value, service_names()));
+  }
+  listener.service = std::string(value);
+}
+
+void set_backlog(ListenerConfig& listener, std::int64_t value, std::string_view where) {
+  check_range(value, 1, 1 << 20, "backlog", where);
+  listener.backlog = static_cast<int>(value);
+}
+
+void set_message(ServiceOptions& options, std::string_view escaped, std::string_view where) {
+  std::string why;
+  auto message = unescape(escaped, &why);
+  if (!message) throw ConfigError(where, "bad message: " + why);
+  if (message->size() > kMaxMessage) {
+    throw ConfigError(where, fmt::format("message longer than {} bytes", kMaxMessage));
+  }
+  options.message = std::move(*message);
+}
+
+void set_read_size(ServiceOptions& options, std::int64_t value, std::string_view where) {
+  check_range(value, 1, 65536, "read size", where);
+  options.read_size = static_cast<std::size_t>(value);
+}
+
+void set_timeout(Duration& field, std::string_view value, std::string_view where) {
+  auto duration = parse_duration(value);
+  if (!duration) {
+    throw ConfigError(where, fmt::format("bad duration '{}' (write it like 500ms, 10s, 2m or 1h; "
+                                         "between 1ms and a week)",
+                                         value));
+  }
+  field = *duration;
+}
+
+void set_threads(DaemonConfig& config, std::int64_t value, std::string_view where) {
+  check_range(value, 0, 1024, "threads", where);
+  config.threads = static_cast<unsigned>(value);
+}
+
+void set_backend(DaemonConfig& config, std::string_view value, std::string_view where) {
+  try {
+    config.backend = parse_backend_kind(value);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(where, e.what());
+  }
+}
+
+void set_max_connections(DaemonConfig& config, std::int64_t value, std::string_view where) {
+  check_range(value, 1, 10'000'000, "max connections", where);
+  config.max_connections = static_cast<std::size_t>(value);
+}
+
+void set_log_format(DaemonConfig& config, std::string_view value, std::string_view where) {
+  if (value == "text") {
+    config.log_format = log::Format::text;
+  } else if (value == "json") {
+    config.log_format = log::Format::json;
+  } else {
+    throw ConfigError(where, fmt::format("unknown log format '{}' (expected text or json)", value));
+  }
+}
+
+void set_log_level(DaemonConfig& config, std::string_view value, std::string_view where) {
+  try {
+    config.log_level = log::parse_level(value);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(where, e.what());
+  }
+}
+
+void finish(DaemonConfig& config) {
+  if (config.listeners.empty()) throw ConfigError("", "no listener configured");
+  for (std::size_t i = 0; i < config.listeners.size(); ++i) {
+    auto& listener = config.listeners[i];
+    for (std::size_t j = 0; j < i; ++j) {
+      if (config.listeners[j].address == listener.address) {
+        throw ConfigError(listener.origin,
+                          fmt::format("address {} is already used by the listener "
+                                      "at {}",
+                                      listener.address, config.listeners[j].origin));
+      }
+    }
+    if (listener.service == "qotd") {
+      listener.options.quotes = load_quotes(listener.options.quotes_file, listener.origin);
+    }
+  }
+}
+
+}  // namespace salam::daemon

@@ -1,0 +1,82 @@
+// The daemon's configuration: what the command line and the TOML file can
+// say, with the defaults that make `salam` with no arguments the
+// tutorial's greeting server.
+//
+// Both sources go through the setters below, so a value is checked the same
+// way wherever it comes from, and the error names where it came from
+// (`--read-size` or `salam.toml:7`).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <salam/log.hpp>
+#include <salam/loop.hpp>
+#include <salam/time.hpp>
+
+namespace salam::daemon {
+
+using namespace std::chrono_literals;
+
+// A configuration mistake: `where` is a flag name or FILE:LINE.
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(std::string_view where, std::string_view what);
+};
+
+struct Quotes;  // services/qotd.hpp
+
+// What a service may be told.
+struct ServiceOptions {
+  std::string message = "Hello, client!";
+  std::size_t read_size = 1024;
+  Duration read_timeout = 10s;  // the first read (greet)
+  Duration idle_timeout = 60s;  // between reads and writes (echo, discard, chargen)
+  bool greet_first = false;     // greet: speak first, do not wait for input
+  std::string quotes_file;      // qotd; empty: the built-in quotes
+  std::shared_ptr<const Quotes> quotes;
+};
+
+struct ListenerConfig {
+  std::string address = "127.0.0.1:8888";
+  std::string service = "greet";
+  int backlog = 4096;
+  bool reuse_port = false;
+  ServiceOptions options;
+  std::string origin;  // where it was defined, for messages
+};
+
+struct DaemonConfig {
+  unsigned threads = 0;  // 0: one per CPU
+  BackendKind backend = BackendKind::automatic;
+  std::size_t max_connections = 10'000;
+  Duration drain_timeout = 10s;
+  log::Format log_format = log::Format::text;
+  log::Level log_level = log::Level::info;
+  std::string config_file;
+  std::vector<ListenerConfig> listeners;
+};
+
+// Checked setters: each throws ConfigError naming `where`.
+void set_address(ListenerConfig& listener, std::string_view value, std::string_view where);
+void set_service(ListenerConfig& listener, std::string_view value, std::string_view where);
+void set_backlog(ListenerConfig& listener, std::int64_t value, std::string_view where);
+void set_message(ServiceOptions& options, std::string_view escaped, std::string_view where);
+void set_read_size(ServiceOptions& options, std::int64_t value, std::string_view where);
+void set_timeout(Duration& field, std::string_view value, std::string_view where);
+void set_threads(DaemonConfig& config, std::int64_t value, std::string_view where);
+void set_backend(DaemonConfig& config, std::string_view value, std::string_view where);
+void set_max_connections(DaemonConfig& config, std::int64_t value, std::string_view where);
+void set_log_format(DaemonConfig& config, std::string_view value, std::string_view where);
+void set_log_level(DaemonConfig& config, std::string_view value, std::string_view where);
+
+// Whole-configuration checks and loading of referenced files (quotes):
+// throws ConfigError.
+void finish(DaemonConfig& config);
+
+}  // namespace salam::daemon

@@ -1,0 +1,120 @@
+#include "config_file.hpp"
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+namespace salam::daemon {
+
+namespace {
+
+class FileReader {
+ public:
+  explicit FileReader(const std::string& path) : path_(path) {}
+
+  std::string where(const toml::source_region& region) const {
+    return fmt::format("{}:{}", path_, region.begin.line);
+  }
+
+  std::int64_t integer(const toml::node& node, std::string_view key) const {
+    if (auto value = node.value_exact<std::int64_t>()) return *value;
+    throw ConfigError(where(node.source()), fmt::format("'{}' must be an integer", key));
+  }
+  std::string_view string(const toml::node& node, std::string_view key) const {
+    if (const auto* value = node.as_string()) return value->get();
+    throw ConfigError(where(node.source()), fmt::format("'{}' must be a string", key));
+  }
+  bool boolean(const toml::node& node, std::string_view key) const {
+    if (auto value = node.value_exact<bool>()) return *value;
+    throw ConfigError(where(node.source()), fmt::format("'{}' must be true or false", key));
+  }
+  [[noreturn]] void unknown(const toml::key& key, std::string_view section) const {
+    throw ConfigError(where(key.source()), fmt::format("unknown key '{}'{}", key.str(), section));
+  }
+
+  void listener(const toml::table& table, DaemonConfig& config) const {
+    ListenerConfig listener;
+    listener.origin = where(table.source());
+    bool has_address = false;
+    for (auto&& [key, node] : table) {
+      const std::string_view name = key.str();
+      const std::string at = where(node.source());
+      ServiceOptions& options = listener.options;
+      if (name == "address") {
+        set_address(listener, string(node, name), at);
+        has_address = true;
+      } else if (name == "service") {
+        set_service(listener, string(node, name), at);
+      } else if (name == "backlog") {
+        set_backlog(listener, integer(node, name), at);
+      } else if (name == "reuse-port") {
+        listener.reuse_port = boolean(node, name);
+      } else if (name == "message") {
+        set_message(options, string(node, name), at);
+      } else if (name == "read-size") {
+        set_read_size(options, integer(node, name), at);
+      } else if (name == "read-timeout") {
+        set_timeout(options.read_timeout, string(node, name), at);
+      } else if (name == "idle-timeout") {
+        set_timeout(options.idle_timeout, string(node, name), at);
+      } else if (name == "greet-first") {
+        options.greet_first = boolean(node, name);
+      } else if (name == "quotes-file") {
+        options.quotes_file = std::string(string(node, name));
+      } else {
+        unknown(key, " in [[listen]]");
+      }
+    }
+    if (!has_address) throw ConfigError(listener.origin, "[[listen]] needs an 'address'");
+    config.listeners.push_back(std::move(listener));
+  }
+
+  void root(const toml::table& table, DaemonConfig& config) const {
+    bool has_listeners = false;
+    for (auto&& [key, node] : table) {
+      const std::string_view name = key.str();
+      const std::string at = where(node.source());
+      if (name == "threads") {
+        set_threads(config, integer(node, name), at);
+      } else if (name == "backend") {
+        set_backend(config, string(node, name), at);
+      } else if (name == "max-connections") {
+        set_max_connections(config, integer(node, name), at);
+      } else if (name == "drain-timeout") {
+        set_timeout(config.drain_timeout, string(node, name), at);
+      } else if (name == "log-format") {
+        set_log_format(config, string(node, name), at);
+      } else if (name == "log-level") {
+        set_log_level(config, string(node, name), at);
+      } else if (name == "listen") {
+        const auto* list = node.as_array();
+        if (list == nullptr || !list->is_array_of_tables()) {
+          throw ConfigError(at, "'listen' must be tables: write each listener as [[listen]]");
+        }
+        if (!has_listeners) config.listeners.clear();  // the file's listeners replace the default
+        has_listeners = true;
+        for (const auto& item : *list)
+          listener(*item.as_table(), config);
+      } else {
+        unknown(key, "");
+      }
+    }
+  }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
+void apply_config_file(DaemonConfig& config, const std::string& path) {
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    if (e.source().begin.line == 0) throw ConfigError(path, "cannot read the file");
+    throw ConfigError(fmt::format("{}:{}", path, e.source().begin.line), e.description());
+  }
+  FileReader(path).root(table, config);
+}
+
+}  // namespace salam::daemon

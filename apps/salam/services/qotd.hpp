@@ -1,0 +1,21 @@
+// The quotes of the qotd service, loaded once per configuration.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace salam::daemon {
+
+struct Quotes {
+  std::vector<std::string> items;  // each ready to send, lines ending in CR LF
+};
+
+// Reads quotes from `path` in the fortune format: quotes separated by lines
+// holding only "%"; a file without such lines has one quote per non-empty
+// line. An empty path gives the built-in quotes. Throws ConfigError naming
+// `origin` or FILE:LINE.
+std::shared_ptr<const Quotes> load_quotes(const std::string& path, std::string_view origin);
+
+}  // namespace salam::daemon
