@@ -1,0 +1,133 @@
+#include "report.hpp"
+
+#include <cstring>
+#include <optional>
+
+#include <fmt/format.h>
+
+namespace salam::bench {
+
+namespace {
+
+bool is_stream(Workload workload) noexcept {
+  return workload == Workload::echo || workload == Workload::discard;
+}
+
+std::optional<double> rss_per_connection_bytes(const RunResult& run) {
+  if (!run.server_rss_before_kib || !run.server_rss_held_kib || run.most_held == 0) {
+    return std::nullopt;
+  }
+  const double delta_kib = static_cast<double>(*run.server_rss_held_kib) -
+                           static_cast<double>(*run.server_rss_before_kib);
+  return delta_kib * 1024 / static_cast<double>(run.most_held);
+}
+
+void append_json_string(std::string& out, std::string_view text) {
+  out += '"';
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+}
+
+template <typename T>
+void append_optional(std::string& out, std::string_view key, const std::optional<T>& value) {
+  if (value) out += fmt::format(",\"{}\":{}", key, *value);
+}
+
+}  // namespace
+
+std::string format_text(const Options& options, const RunResult& run, const Summary& summary) {
+  std::string out = fmt::format("{} against {}: {} connection{}, {} thread{} ({}), {}\n",
+                                to_string(options.workload), options.target.to_string(),
+                                options.concurrency, options.concurrency == 1 ? "" : "s",
+                                options.threads, options.threads == 1 ? "" : "s",
+                                to_string(run.backend), format_duration(run.elapsed));
+  out += fmt::format("operations   {} in {:.2f} s: {:.0f}/s\n", summary.operations,
+                     summary.elapsed_seconds, summary.rate_per_second);
+  out += fmt::format("successes    {}\n", summary.successes);
+  out += fmt::format("errors       {} (", summary.errors);
+  for (std::size_t i = 0; i < kErrorKinds; ++i) {
+    out += fmt::format("{}{} {}", i == 0 ? "" : ", ", to_string(static_cast<ErrorKind>(i)),
+                       summary.errors_by_kind[i]);
+  }
+  out += ")\n";
+  if (summary.first_other_errno != 0) {
+    out += fmt::format("             first other error: {}\n",
+                       std::strerror(summary.first_other_errno));
+  }
+  out +=
+      fmt::format("latency µs   p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (mean {:.1f})\n",
+                  summary.p50, summary.p90, summary.p99, summary.p999, summary.max, summary.mean);
+  out += fmt::format("1 s or more  {}{}\n", summary.over_1s,
+                     summary.over_1s > 0 ? " (SYN retransmits: the accept queue overflowed?)" : "");
+  if (summary.server_cpu_us_per_operation) {
+    out += fmt::format("server CPU   {:.1f} µs per operation ({:.2f} s in all)\n",
+                       *summary.server_cpu_us_per_operation, *summary.server_cpu_seconds);
+  }
+  if (is_stream(options.workload)) {
+    out += fmt::format("throughput   sent {:.2f} Gbit/s, received {:.2f} Gbit/s\n",
+                       summary.sent_bits_per_second / 1e9, summary.received_bits_per_second / 1e9);
+  }
+  if (options.workload == Workload::hold) {
+    out += fmt::format("held         {} of {} to the end (at most {} at once)", summary.successes,
+                       options.concurrency, run.most_held);
+    if (auto per_connection = rss_per_connection_bytes(run)) {
+      out += fmt::format("; server RSS {:+.0f} bytes per connection", *per_connection);
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+std::string format_json(const Options& options, const RunResult& run, const Summary& summary) {
+  std::string out = "{\"workload\":";
+  append_json_string(out, to_string(options.workload));
+  out += ",\"target\":";
+  append_json_string(out, options.target.to_string());
+  out += ",\"backend\":";
+  append_json_string(out, to_string(run.backend));
+  out += fmt::format(",\"concurrency\":{},\"threads\":{},\"size\":{}", options.concurrency,
+                     options.threads, options.payload_size());
+  out += fmt::format(",\"elapsed_s\":{:.6f},\"operations\":{},\"successes\":{}",
+                     summary.elapsed_seconds, summary.operations, summary.successes);
+  out += fmt::format(",\"errors\":{{\"total\":{}", summary.errors);
+  for (std::size_t i = 0; i < kErrorKinds; ++i) {
+    out +=
+        fmt::format(",\"{}\":{}", to_string(static_cast<ErrorKind>(i)), summary.errors_by_kind[i]);
+  }
+  out += '}';
+  if (summary.first_other_errno != 0) {
+    out += ",\"first_other_error\":";
+    append_json_string(out, std::strerror(summary.first_other_errno));
+  }
+  out += fmt::format(",\"rate_per_s\":{:.3f}", summary.rate_per_second);
+  out += fmt::format(
+      ",\"latency_us\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"p99_9\":{},\"max\":{},\"mean\":{:.3f}}"
+      "}",
+      summary.p50, summary.p90, summary.p99, summary.p999, summary.max, summary.mean);
+  out += fmt::format(",\"over_1s\":{}", summary.over_1s);
+  out += fmt::format(",\"bytes_sent\":{},\"bytes_received\":{}", summary.bytes_sent,
+                     summary.bytes_received);
+  out += fmt::format(",\"sent_gbit_per_s\":{:.4f},\"received_gbit_per_s\":{:.4f}",
+                     summary.sent_bits_per_second / 1e9, summary.received_bits_per_second / 1e9);
+  append_optional(out, "server_cpu_s", summary.server_cpu_seconds);
+  append_optional(out, "server_cpu_us_per_op", summary.server_cpu_us_per_operation);
+  if (options.workload == Workload::hold) {
+    out += fmt::format(",\"held\":{},\"most_held\":{}", summary.successes, run.most_held);
+    append_optional(out, "server_rss_before_kib", run.server_rss_before_kib);
+    append_optional(out, "server_rss_held_kib", run.server_rss_held_kib);
+    append_optional(out, "server_rss_per_connection_bytes", rss_per_connection_bytes(run));
+  }
+  out += "}\n";
+  return out;
+}
+
+}  // namespace salam::bench

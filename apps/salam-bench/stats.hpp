@@ -1,0 +1,91 @@
+// Stats: what one thread of salam-bench observed — outcomes by kind,
+// bytes, and the latency histogram — and Summary, the figures reported
+// from the merged Stats of all threads.
+//
+// Every operation ends as exactly one success or one error, so
+// operations() == successes + errors holds by construction. Errors are
+// never retried behind the caller's back: a wrong reply is an error too.
+//
+// Threading: one Stats per thread, written only by it; merged after the
+// threads have ended.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <system_error>
+
+#include <salam/time.hpp>
+
+#include "histogram.hpp"
+
+namespace salam::bench {
+
+enum class ErrorKind : std::uint8_t { refused, reset, timeout, wrong_reply, other };
+inline constexpr std::size_t kErrorKinds = 5;
+
+std::string_view to_string(ErrorKind kind) noexcept;
+// refused: ECONNREFUSED. reset: ECONNRESET, EPIPE, ECONNABORTED (the peer
+// tore the connection down). timeout: the operation's deadline passed.
+// Anything else (EADDRNOTAVAIL, EMFILE, ENOBUFS, ...) is `other`.
+ErrorKind classify(std::error_code error) noexcept;
+
+struct Stats {
+  std::uint64_t successes = 0;
+  std::array<std::uint64_t, kErrorKinds> errors{};
+  // The first error of kind `other`, to name it in the report.
+  int first_other_errno = 0;
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_received = 0;
+  // Latency of successful operations, in microseconds. Failed ones are
+  // left out: a refused connect in 20 µs is not a fast operation.
+  Histogram latency_us;
+
+  void record_success(Duration latency) noexcept;
+  void record_error(ErrorKind kind) noexcept { ++errors[static_cast<std::size_t>(kind)]; }
+  void record_error(std::error_code error) noexcept;
+
+  std::uint64_t error_count() const noexcept;
+  std::uint64_t operations() const noexcept { return successes + error_count(); }
+  std::uint64_t errors_of(ErrorKind kind) const noexcept {
+    return errors[static_cast<std::size_t>(kind)];
+  }
+  void merge(const Stats& other) noexcept;
+};
+
+// CPU time and memory of the server process, from /proc.
+struct ServerSample {
+  double cpu_seconds = 0;  // utime + stime
+  std::uint64_t rss_kib = 0;
+};
+
+struct Summary {
+  std::uint64_t operations = 0;
+  std::uint64_t successes = 0;
+  std::uint64_t errors = 0;
+  std::array<std::uint64_t, kErrorKinds> errors_by_kind{};
+  int first_other_errno = 0;
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_received = 0;
+  double elapsed_seconds = 0;
+  double rate_per_second = 0;  // operations (successful or not) per second
+  // Latency percentiles in µs.
+  std::uint64_t p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0;
+  double mean = 0;
+  // Successful operations that took 1 s or more: with short operations on
+  // loopback, these are SYN retransmits after an accept-queue overflow.
+  std::uint64_t over_1s = 0;
+  double sent_bits_per_second = 0;
+  double received_bits_per_second = 0;
+  // Server CPU time (µs) per operation; absent without --server-pid or
+  // when no operation completed.
+  std::optional<double> server_cpu_us_per_operation;
+  std::optional<double> server_cpu_seconds;
+};
+
+Summary summarize(const Stats& stats, Duration elapsed,
+                  std::optional<double> server_cpu_seconds = std::nullopt) noexcept;
+
+}  // namespace salam::bench
