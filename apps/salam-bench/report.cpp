@@ -59,6 +59,12 @@ std::string format_text(const Options& options, const RunResult& run, const Summ
                        summary.errors_by_kind[i]);
   }
   out += ")\n";
+  if (summary.resets_after_reply != 0) {
+    out += fmt::format(
+        "             {} of the resets came after the whole reply (the server closed without "
+        "reading the request)\n",
+        summary.resets_after_reply);
+  }
   if (summary.first_other_errno != 0) {
     out += fmt::format("             first other error: {}\n",
                        std::strerror(summary.first_other_errno));
@@ -103,7 +109,7 @@ std::string format_json(const Options& options, const RunResult& run, const Summ
     out +=
         fmt::format(",\"{}\":{}", to_string(static_cast<ErrorKind>(i)), summary.errors_by_kind[i]);
   }
-  out += '}';
+  out += fmt::format(",\"reset_after_reply\":{}}}", summary.resets_after_reply);
   if (summary.first_other_errno != 0) {
     out += ",\"first_other_error\":";
     append_json_string(out, std::strerror(summary.first_other_errno));

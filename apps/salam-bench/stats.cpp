@@ -62,6 +62,7 @@ void Stats::merge(const Stats& other) noexcept {
   for (std::size_t i = 0; i < kErrorKinds; ++i)
     errors[i] += other.errors[i];
   if (first_other_errno == 0) first_other_errno = other.first_other_errno;
+  resets_after_reply += other.resets_after_reply;
   bytes_sent += other.bytes_sent;
   bytes_received += other.bytes_received;
   latency_us.merge(other.latency_us);
@@ -75,6 +76,7 @@ Summary summarize(const Stats& stats, Duration elapsed,
   summary.errors = stats.error_count();
   summary.errors_by_kind = stats.errors;
   summary.first_other_errno = stats.first_other_errno;
+  summary.resets_after_reply = stats.resets_after_reply;
   summary.bytes_sent = stats.bytes_sent;
   summary.bytes_received = stats.bytes_received;
   summary.elapsed_seconds = std::chrono::duration<double>(elapsed).count();

@@ -37,6 +37,11 @@ struct Stats {
   std::array<std::uint64_t, kErrorKinds> errors{};
   // The first error of kind `other`, to name it in the report.
   int first_other_errno = 0;
+  // Resets that came after the whole expected reply had arrived: a server
+  // that closes without reading the request (nginx's `return`) makes the
+  // kernel answer the request with an RST. Still errors (a client on
+  // another OS may lose the reply to that RST), but worth telling apart.
+  std::uint64_t resets_after_reply = 0;
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;
   // Latency of successful operations, in microseconds. Failed ones are
@@ -67,6 +72,7 @@ struct Summary {
   std::uint64_t errors = 0;
   std::array<std::uint64_t, kErrorKinds> errors_by_kind{};
   int first_other_errno = 0;
+  std::uint64_t resets_after_reply = 0;
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;
   double elapsed_seconds = 0;

@@ -57,6 +57,13 @@ void ThreadContext::failed(Phase phase, ErrorKind kind) noexcept {
   publish();
 }
 
+void ThreadContext::reset_after_reply(Phase phase) noexcept {
+  if (phase != Phase::measure) return;
+  ++stats_.resets_after_reply;
+  stats_.record_error(ErrorKind::reset);
+  publish();
+}
+
 void ThreadContext::count_bytes(Phase phase, std::uint64_t sent, std::uint64_t received) noexcept {
   if (phase != Phase::measure) return;
   stats_.bytes_sent += sent;

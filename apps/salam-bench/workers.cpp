@@ -77,11 +77,17 @@ Task<> greet_worker(ThreadContext* context, unsigned index) {
       if (*count == 0) break;
       received += *count;
     }
+    const bool expected =
+        received <= reply.size() && same_bytes(std::span(reply).first(received), options.expect);
     if (error) {
-      context->failed(phase, error);
+      if (expected && classify(error) == ErrorKind::reset) {
+        context->reset_after_reply(phase);
+      } else {
+        context->failed(phase, error);
+      }
       continue;
     }
-    if (received > reply.size() || !same_bytes(std::span(reply).first(received), options.expect)) {
+    if (!expected) {
       context->failed(phase, ErrorKind::wrong_reply);
       continue;
     }

@@ -62,6 +62,8 @@ class ThreadContext {
   void succeeded(Phase phase, TimePoint started, TimePoint ended = Clock::now()) noexcept;
   void failed(Phase phase, std::error_code error) noexcept;
   void failed(Phase phase, ErrorKind kind) noexcept;
+  // A reset that ended a connection after its whole reply had arrived.
+  void reset_after_reply(Phase phase) noexcept;
   void count_bytes(Phase phase, std::uint64_t sent, std::uint64_t received) noexcept;
   // A hold connection is established / has ended.
   void hold_started() noexcept;

@@ -73,12 +73,15 @@ TEST(Stats, MergeAddsEverything) {
   Stats b;
   a.record_success(10us);
   a.record_error(ErrorKind::reset);
+  a.resets_after_reply = 1;
   a.bytes_sent = 100;
   b.record_success(20us);
   b.record_success(30us);
   b.record_error(errno_code(EMFILE));
   b.bytes_received = 50;
+  b.resets_after_reply = 2;
   a.merge(b);
+  EXPECT_EQ(a.resets_after_reply, 3u);
   EXPECT_EQ(a.successes, 3u);
   EXPECT_EQ(a.error_count(), 2u);
   EXPECT_EQ(a.operations(), 5u);

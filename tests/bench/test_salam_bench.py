@@ -13,9 +13,11 @@ import asyncio
 import json
 import os
 import socket
+import socketserver
 import subprocess
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
@@ -81,6 +83,35 @@ class PythonServer:
     def __exit__(self, *exc):
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+class UnreadRequestServer(socketserver.ThreadingTCPServer):
+    """Like nginx's `return`: replies and closes without reading the
+    request, so the kernel answers the unread request with a reset. (An
+    asyncio server would read the request into its buffer on its own.)"""
+
+    daemon_threads = True
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            time.sleep(0.01)  # let the request arrive first
+            self.request.sendall(GREETING)
+
+    def shutdown_request(self, request):
+        request.close()  # socketserver's own would send FIN first, and no reset
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), self.Handler)
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def target(self):
+        return f"127.0.0.1:{self.server_address[1]}"
+
+    def __exit__(self, *exc):
+        self.shutdown()
+        self.server_close()
 
 
 async def echo(reader, writer):
@@ -229,6 +260,13 @@ class AgainstWrongServers(unittest.TestCase):
                               "--concurrency", 4)
             assert_consistent(self, result, operations=200)
             self.assertEqual(result["errors"]["wrong_reply"], 200, result)
+
+    def test_reset_after_the_reply_is_a_reset_and_told_apart(self):
+        with UnreadRequestServer() as server:
+            result, _ = bench("--target", server.target, "--requests", 100, "--concurrency", 4)
+            assert_consistent(self, result, operations=100)
+            self.assertEqual(result["errors"]["reset"], 100, result)
+            self.assertEqual(result["errors"]["reset_after_reply"], 100, result)
 
     def test_closed_port_is_refused(self):
         probe = socket.socket()
