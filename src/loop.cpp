@@ -105,10 +105,12 @@ void Loop::turn() {
   } else if (const detail::Operation* next = timers_->top()) {
     timeout = std::max(Duration::zero(), next->deadline - Clock::now());
   }
+  // Everything logged since the last wait goes out in one write, before
+  // the loop may block.
+  log::flush_thread_buffer();
   backend_->wait(timeout);
   now_ = Clock::now();
   expire_timers();
-  log::flush_thread_buffer();
 }
 
 void Loop::post(std::function<void()> work) {

@@ -138,7 +138,8 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
          "text (default) or json: one JSON object per line");
   option(app, "--log-level", o.log_level, "LEVEL", logging,
          "debug, info (default), warning, error, critical or off");
-  app.add_flag("-q,--quiet", o.quiet, "Log warnings and errors only (no line per connection)")
+  app.add_flag("-q,--quiet", o.quiet, "No log line per connection (start, stop and problems only)")
+
       ->group(logging);
 
   option(app, "-c,--config", o.config_file, "FILE", configuration,
@@ -208,7 +209,8 @@ DaemonConfig load_configuration(const Overrides& o) {
   if (o.drain_timeout) set_timeout(config.drain_timeout, *o.drain_timeout, "--drain-timeout");
   if (o.log_format) set_log_format(config, *o.log_format, "--log-format");
   if (o.log_level) set_log_level(config, *o.log_level, "--log-level");
-  if (o.quiet) config.log_level = std::max(config.log_level, log::Level::warning);
+  if (o.quiet) config.log_connections = false;
+
   finish(config);
   return config;
 }

@@ -58,6 +58,8 @@ struct DaemonConfig {
   Duration drain_timeout = 10s;
   log::Format log_format = log::Format::text;
   log::Level log_level = log::Level::info;
+  bool log_connections = true;  // a line when each connection opens and closes
+
   std::string config_file;
   std::vector<ListenerConfig> listeners;
 };

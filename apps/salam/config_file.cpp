@@ -85,6 +85,9 @@ class FileReader {
         set_log_format(config, string(node, name), at);
       } else if (name == "log-level") {
         set_log_level(config, string(node, name), at);
+      } else if (name == "log-connections") {
+        config.log_connections = boolean(node, name);
+
       } else if (name == "listen") {
         const auto* list = node.as_array();
         if (list == nullptr || !list->is_array_of_tables()) {

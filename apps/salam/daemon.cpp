@@ -33,19 +33,21 @@ Daemon::Daemon(Overrides overrides, DaemonConfig config)
   options.loop.backend = config_.backend;
   server_ = std::make_unique<Server>(options);
   for (const auto& listener : config_.listeners)
-    active_.push_back(Active{listener, open(listener)});
+    active_.push_back(Active{listener, open(listener, config_.log_connections)});
 }
 
 int Daemon::run() {
   return run_until_signal(*server_, config_.drain_timeout, [this] { reload(); });
 }
 
-HandlerFactory Daemon::handler_for(const ListenerConfig& listener) {
+HandlerFactory Daemon::handler_for(const ListenerConfig& listener, bool log_connections) {
   auto shared = std::make_shared<ListenerRuntime>();
   shared->config = listener;
   shared->service = find_service(listener.service);
   shared->budget = &budget_;
   shared->is_unix = listener.address.starts_with("unix:");
+  shared->log_connections = log_connections;
+
   return [shared] {
     // Each shard gets its own copy: sessions count references shard-locally.
     auto local = std::make_shared<const ListenerRuntime>(*shared);
@@ -53,8 +55,8 @@ HandlerFactory Daemon::handler_for(const ListenerConfig& listener) {
   };
 }
 
-std::size_t Daemon::open(const ListenerConfig& listener) {
-  return server_->listen(listen_options(listener), handler_for(listener));
+std::size_t Daemon::open(const ListenerConfig& listener, bool log_connections) {
+  return server_->listen(listen_options(listener), handler_for(listener, log_connections));
 }
 
 const Daemon::Active* Daemon::find(const std::string& address) const {
@@ -82,7 +84,7 @@ void Daemon::reload() {
   for (const auto& listener : next.listeners) {
     if (find(listener.address) != nullptr) continue;
     try {
-      added.push_back(Active{listener, open(listener)});
+      added.push_back(Active{listener, open(listener, next.log_connections)});
     } catch (const std::exception& e) {
       for (const auto& undo : added)
         server_->close_listener(undo.index);
@@ -103,7 +105,7 @@ void Daemon::reload() {
       log::warning("{}: backlog and reuse-port changes take effect when the listener is reopened",
                    wanted->origin);
     }
-    server_->replace_handler(active.index, handler_for(*wanted));
+    server_->replace_handler(active.index, handler_for(*wanted, next.log_connections));
     kept.push_back(Active{*wanted, active.index});
   }
   kept.insert(kept.end(), added.begin(), added.end());
@@ -115,6 +117,7 @@ void Daemon::reload() {
   budget_.set_limit(next.max_connections);
   log::configure({next.log_level, next.log_format, log::settings().fd});
   config_ = std::move(next);
+
   log::info("configuration reloaded from {}: {} listener(s)", config_.config_file, active_.size());
 }
 

@@ -30,8 +30,8 @@ class Daemon {
     std::size_t index;
   };
 
-  HandlerFactory handler_for(const ListenerConfig& listener);
-  std::size_t open(const ListenerConfig& listener);
+  HandlerFactory handler_for(const ListenerConfig& listener, bool log_connections);
+  std::size_t open(const ListenerConfig& listener, bool log_connections);
   const Active* find(const std::string& address) const;
   void reload();
 

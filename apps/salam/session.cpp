@@ -20,7 +20,8 @@ void append_client(fmt::memory_buffer& out, const Connection& client,
 }
 
 void log_connected(const Connection& client, const ListenerRuntime& listener) {
-  if (!log::enabled(log::Level::info)) return;
+  if (!listener.log_connections || !log::enabled(log::Level::info)) return;
+
   fmt::memory_buffer who;
   append_client(who, client, listener);
   const std::string_view who_text(who.data(), who.size());
@@ -37,7 +38,8 @@ void log_connected(const Connection& client, const ListenerRuntime& listener) {
 
 void log_closed(const Connection& client, const ListenerRuntime& listener, CloseReason reason,
                 Duration lasted) {
-  if (!log::enabled(log::Level::info)) return;
+  if (!listener.log_connections || !log::enabled(log::Level::info)) return;
+
   fmt::memory_buffer who;
   append_client(who, client, listener);
   const std::string_view who_text(who.data(), who.size());
@@ -62,7 +64,9 @@ void log_closed(const Connection& client, const ListenerRuntime& listener, Close
 
 Task<> serve_session(Connection client, std::shared_ptr<const ListenerRuntime> listener) {
   const TimePoint started = Clock::now();
-  if (!listener->is_unix) (void)client.peer();  // learn it while the socket is open
+  // Learn the peer while the socket is open (it is logged after closing).
+  if (listener->log_connections && !listener->is_unix) (void)client.peer();
+
   CloseReason reason;
   {
     ConnectionBudget::Ticket place = listener->budget->take();

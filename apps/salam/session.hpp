@@ -25,6 +25,7 @@ struct ListenerRuntime {
   const ServiceInfo* service = nullptr;
   ConnectionBudget* budget = nullptr;  // owned by the daemon, outlives the server
   bool is_unix = false;
+  bool log_connections = true;
 };
 
 Task<> serve_session(Connection client, std::shared_ptr<const ListenerRuntime> listener);

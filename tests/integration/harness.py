@@ -64,7 +64,20 @@ class Server:
             time.sleep(0.02)
         raise AssertionError(f"no log line matched {pattern!r} within {timeout}s:\n{self.log()}")
 
+    def wait_for_count(self, pattern, count, timeout=10.0):
+        """Waits until `pattern` matches at least `count` log lines."""
+        deadline = time.monotonic() + timeout
+        found = 0
+        while time.monotonic() < deadline:
+            found = len(re.findall(pattern, self.log(), re.M))
+            if found >= count:
+                return found
+            time.sleep(0.02)
+        raise AssertionError(f"{found} log lines matched {pattern!r} within {timeout}s, "
+                             f"wanted {count}:\n{self.log()[-4000:]}")
+
     def fd_count(self):
+
         try:
             return len(os.listdir(f"/proc/{self.pid}/fd"))
         except FileNotFoundError:
@@ -144,13 +157,17 @@ def tutorial_client(host, port, message=b"Hello, server!"):
     return data, client_port
 
 
-def exchange(host, port, message=b"hi", family=socket.AF_INET, timeout=10):
-    """Connect, send, read to end of file; returns the bytes read."""
+def exchange(host, port, message=b"hi", family=socket.AF_INET, timeout=10, half_close=False):
+    """Connect, send (then shut down writing if `half_close`), read to end
+    of file; returns the bytes read."""
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect((host, port))
         if message:
             s.sendall(message)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
+
         chunks = []
         while True:
             chunk = s.recv(65536)

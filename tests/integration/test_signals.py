@@ -1,0 +1,187 @@
+"""Signals: SIGTERM and SIGINT drain, a second signal cuts the drain short,
+SIGHUP reloads the configuration file without dropping connections, and
+a bad file is rejected while the running configuration keeps serving."""
+import os
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import harness
+
+BINARY = None
+
+
+def host_port(address):
+    host, port = address.rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def refused(host, port):
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+        return False
+    except ConnectionRefusedError:
+        return True
+
+
+class Drain(unittest.TestCase):
+    def test_sigterm_lets_clients_in_flight_finish(self):
+        for backend in harness.BACKENDS:
+            with self.subTest(backend=backend), harness.Server(
+                    [BINARY, "--backend", backend, "--listen", "127.0.0.1:0"]) as server:
+                host, port = host_port(server.addresses[0])
+                clients = [socket.create_connection((host, port), timeout=10) for _ in range(20)]
+                server.wait_for_count(r" connected$", 20)
+                server.process.send_signal(signal.SIGTERM)
+                server.wait_for_log(r"stopping; connections have 10000 ms to finish")
+                # New clients are refused at once...
+                deadline = time.monotonic() + 3
+                while not refused(host, port) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                self.assertTrue(refused(host, port))
+                # ...while those in flight still get their reply.
+                for client in clients:
+                    client.sendall(b"hi")
+                for client in clients:
+                    self.assertEqual(client.recv(100), b"Hello, client!")
+                    client.close()
+                self.assertEqual(server.process.wait(10), 0, "a clean drain exits with 0")
+                self.assertEqual(server.close()[0], 0)
+
+    def test_the_drain_deadline_closes_what_is_left(self):
+        for backend in harness.BACKENDS:
+            with self.subTest(backend=backend), harness.Server(
+                    [BINARY, "--backend", backend, "--listen", "127.0.0.1:0", "--read-timeout", "1m",
+                     "--drain-timeout", "500ms"]) as server:
+                host, port = host_port(server.addresses[0])
+                silent = [socket.create_connection((host, port), timeout=10) for _ in range(10)]
+                server.wait_for_count(r" connected$", 10)
+                started = time.monotonic()
+                server.process.send_signal(signal.SIGINT)
+                status = server.process.wait(10)
+                took = time.monotonic() - started
+                self.assertGreaterEqual(took, 0.45)
+                self.assertLess(took, 5)
+                self.assertEqual(status, 1, "connections had to be cut: exit status 1")
+                for client in silent:
+                    self.assertEqual(client.recv(100), b"")
+                    client.close()
+                self.assertEqual(server.log().count("closed: shutdown"), 10)
+                server.close()
+
+    def test_a_second_signal_ends_the_drain_at_once(self):
+        with harness.Server([BINARY, "--listen", "127.0.0.1:0", "--read-timeout", "1m",
+                             "--drain-timeout", "1m"]) as server:
+            host, port = host_port(server.addresses[0])
+            silent = [socket.create_connection((host, port), timeout=10) for _ in range(5)]
+            server.wait_for_count(r" connected$", 5)
+            server.process.send_signal(signal.SIGTERM)
+            server.wait_for_log(r"stopping")
+            started = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            self.assertEqual(server.process.wait(10), 1)
+            self.assertLess(time.monotonic() - started, 3)
+            self.assertIn("second signal", server.log())
+            for client in silent:
+                client.close()
+            server.close()
+
+
+class Reload(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.addCleanup(self.dir.cleanup)
+        self.path = os.path.join(self.dir.name, "salam.toml")
+
+    def write(self, text):
+        with open(self.path + ".new", "w") as f:
+            f.write(text)
+        os.replace(self.path + ".new", self.path)
+
+    def reload(self, server, expect):
+        before = len(server.log())
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while expect not in server.log()[before:]:
+            self.assertLess(time.monotonic(), deadline, f"no '{expect}' after SIGHUP:\n{server.log()}")
+            time.sleep(0.02)
+
+    def test_reload_changes_adds_and_removes_listeners_without_dropping_connections(self):
+        for backend in harness.BACKENDS:
+            a, b = free_port(), free_port()
+            self.write(f'[[listen]]\naddress = "127.0.0.1:{a}"\nmessage = "one"\n')
+            with self.subTest(backend=backend), harness.Server(
+
+                    [BINARY, "--backend", backend, "--config", self.path]) as server:
+                self.assertEqual(harness.exchange("127.0.0.1", a), b"one")
+                held = socket.create_connection(("127.0.0.1", a), timeout=10)
+                server.wait_for_count(r" connected$", 2)
+
+                self.write(f'[[listen]]\naddress = "127.0.0.1:{a}"\nmessage = "two"\n'
+                           f'[[listen]]\naddress = "127.0.0.1:{b}"\nservice = "echo"\n')
+                self.reload(server, "configuration reloaded")
+                # Every shard takes the new handler shortly after the log line.
+                deadline = time.monotonic() + 5
+                while harness.exchange("127.0.0.1", a) != b"two":
+                    self.assertLess(time.monotonic(), deadline)
+                self.assertEqual(harness.exchange("127.0.0.1", b, b"ping", half_close=True), b"ping")
+                # The connection accepted before the reload was not dropped,
+                # and finishes under the configuration it started with.
+                held.sendall(b"hi")
+                self.assertEqual(held.recv(100), b"one")
+                held.close()
+
+                self.write(f'[[listen]]\naddress = "127.0.0.1:{a}"\nmessage = "three"\n')
+                self.reload(server, "configuration reloaded")
+                deadline = time.monotonic() + 5
+                while not refused("127.0.0.1", b):
+                    self.assertLess(time.monotonic(), deadline, "the removed listener still accepts")
+                    time.sleep(0.02)
+                self.assertEqual(server.close()[0], 0)
+
+
+    def test_a_bad_file_is_rejected_and_the_old_configuration_keeps_serving(self):
+        port = free_port()
+        self.write(f'[[listen]]\naddress = "127.0.0.1:{port}"\nmessage = "kept"\n')
+        with harness.Server([BINARY, "--config", self.path]) as server:
+            bad_files = [
+                "[[listen]\n",                                              # malformed TOML
+                f'[[listen]]\naddress = "127.0.0.1:{port}"\ncolour = 1\n',  # unknown key
+                f'[[listen]]\naddress = "127.0.0.1:{port}"\nread-size = 0\n',
+            ]
+            for text in bad_files:
+                self.write(text)
+                self.reload(server, "reload rejected, the running configuration stays")
+                self.assertEqual(harness.exchange("127.0.0.1", port), b"kept")
+            # A listener that cannot be opened rejects the whole reload.
+            with socket.socket() as squatter:
+                squatter.bind(("127.0.0.1", 0))
+                squatter.listen()
+                taken = squatter.getsockname()[1]
+                self.write(f'[[listen]]\naddress = "127.0.0.1:{port}"\nmessage = "changed"\n'
+                           f'[[listen]]\naddress = "127.0.0.1:{taken}"\n')
+                self.reload(server, "reload rejected")
+            self.assertEqual(harness.exchange("127.0.0.1", port), b"kept")
+            self.assertEqual(server.close(allowed_errors=[r"reload rejected"])[0], 0)
+
+    def test_sighup_without_a_configuration_file_changes_nothing(self):
+        with harness.Server([BINARY, "--listen", "127.0.0.1:0"]) as server:
+            host, port = host_port(server.addresses[0])
+            self.reload(server, "no configuration file to re-read")
+            self.assertEqual(harness.exchange(host, port), b"Hello, client!")
+            self.assertEqual(server.close()[0], 0)
+
+
+if __name__ == "__main__":
+    BINARY = sys.argv.pop(1)
+    unittest.main()
