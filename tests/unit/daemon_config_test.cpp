@@ -1,0 +1,160 @@
+// The daemon's configuration: durations, escapes, the TOML file, and the
+// order defaults → file → flags.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "cli.hpp"
+#include "config_file.hpp"
+#include "duration.hpp"
+#include "escapes.hpp"
+
+namespace salam::daemon {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(Duration, ParsesEveryUnit) {
+  EXPECT_EQ(parse_duration("500ms"), Duration(500ms));
+  EXPECT_EQ(parse_duration("10s"), Duration(10s));
+  EXPECT_EQ(parse_duration("2m"), Duration(2min));
+  EXPECT_EQ(parse_duration("1h"), Duration(1h));
+  EXPECT_EQ(parse_duration("1.5s"), Duration(1500ms));
+}
+
+TEST(Duration, RejectsWhatIsNotADuration) {
+  for (const char* text : {"", "10", "s", "10x", "-1s", "+1s", "1 s", "0s", "0.5ms", "8d", "169h",
+                           "1e3s", "..s", "nans", "10sec"}) {
+    EXPECT_FALSE(parse_duration(text)) << text;
+  }
+}
+
+TEST(Duration, FormatsWithTheLargestExactUnit) {
+  EXPECT_EQ(format_duration(250ms), "250ms");
+  EXPECT_EQ(format_duration(10s), "10s");
+  EXPECT_EQ(format_duration(120s), "2m");
+  EXPECT_EQ(format_duration(1h), "1h");
+  EXPECT_EQ(format_duration(1500ms), "1500ms");
+}
+
+TEST(Escapes, TurnsEscapesIntoBytes) {
+  EXPECT_EQ(unescape("Hello, client!"), "Hello, client!");
+  EXPECT_EQ(unescape("a\\r\\nb"), "a\r\nb");
+  EXPECT_EQ(unescape("\\t\\\\\\x41\\x7e"), "\t\\A~");
+  EXPECT_EQ(unescape("\\0"), std::string(1, '\0'));
+}
+
+TEST(Escapes, ExplainsMalformedEscapes) {
+  std::string why;
+  EXPECT_FALSE(unescape("end\\", &why));
+  EXPECT_NE(why.find("lone backslash"), std::string::npos);
+  EXPECT_FALSE(unescape("\\q", &why));
+  EXPECT_NE(why.find("unknown escape \\q"), std::string::npos);
+  EXPECT_FALSE(unescape("\\x4", &why));
+  EXPECT_NE(why.find("two hexadecimal digits"), std::string::npos);
+  EXPECT_FALSE(unescape("\\xzz", &why));
+}
+
+class ConfigFile : public ::testing::Test {
+ protected:
+  std::string write(const std::string& text) {
+    std::ofstream(path_) << text;
+    return path_;
+  }
+  void TearDown() override { std::remove(path_.c_str()); }
+  std::string path_ = "/tmp/salam-config-test-" + std::to_string(::getpid()) + ".toml";
+};
+
+TEST_F(ConfigFile, ReadsEveryKey) {
+  DaemonConfig config;
+  apply_config_file(config, write(R"(
+threads = 3
+backend = "epoll"
+max-connections = 500
+drain-timeout = "2s"
+log-format = "json"
+log-level = "warning"
+log-connections = false
+
+[[listen]]
+address = "[::0]:7"
+service = "echo"
+idle-timeout = "30s"
+backlog = 128
+reuse-port = true
+
+[[listen]]
+address = "127.0.0.1:8888"
+message = "hi\\r\\n"
+read-size = 10
+read-timeout = "250ms"
+greet-first = true
+)"));
+  EXPECT_EQ(config.threads, 3u);
+  EXPECT_EQ(config.backend, BackendKind::epoll);
+  EXPECT_EQ(config.max_connections, 500u);
+  EXPECT_EQ(config.drain_timeout, Duration(2s));
+  EXPECT_EQ(config.log_format, log::Format::json);
+  EXPECT_EQ(config.log_level, log::Level::warning);
+  EXPECT_FALSE(config.log_connections);
+  ASSERT_EQ(config.listeners.size(), 2u);
+  EXPECT_EQ(config.listeners[0].address, "[::]:7") << "addresses are kept in one spelling";
+  EXPECT_EQ(config.listeners[0].service, "echo");
+  EXPECT_EQ(config.listeners[0].options.idle_timeout, Duration(30s));
+  EXPECT_EQ(config.listeners[0].backlog, 128);
+  EXPECT_TRUE(config.listeners[0].reuse_port);
+  EXPECT_EQ(config.listeners[0].origin, path_ + ":10");
+  EXPECT_EQ(config.listeners[1].options.message, "hi\r\n");
+  EXPECT_EQ(config.listeners[1].options.read_size, 10u);
+  EXPECT_EQ(config.listeners[1].options.read_timeout, Duration(250ms));
+  EXPECT_TRUE(config.listeners[1].options.greet_first);
+}
+
+TEST_F(ConfigFile, ErrorsNameTheFileAndLine) {
+  DaemonConfig config;
+  try {
+    apply_config_file(config, write("threads = 1\n\n[[listen]]\naddress = \"127.0.0.1:1\"\nbacklog = -5\n"));
+    FAIL() << "accepted a negative backlog";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), path_ + ":5: backlog must be between 1 and 1048576 (got -5)");
+  }
+}
+
+TEST_F(ConfigFile, FlagsOverrideTheFile) {
+  Overrides overrides;
+  overrides.config_file = write(
+      "threads = 3\n[[listen]]\naddress = \"127.0.0.1:1\"\nmessage = \"from the file\"\n"
+      "[[listen]]\naddress = \"127.0.0.1:2\"\nservice = \"echo\"\n");
+  overrides.threads = 1;
+  overrides.read_timeout = "3s";
+  DaemonConfig config = load_configuration(overrides);
+  EXPECT_EQ(config.threads, 1u);
+  ASSERT_EQ(config.listeners.size(), 2u) << "without --listen, the file's listeners stay";
+  EXPECT_EQ(config.listeners[0].options.message, "from the file");
+  for (const auto& listener : config.listeners) EXPECT_EQ(listener.options.read_timeout, Duration(3s));
+
+  overrides.listen = {"127.0.0.1:9"};
+  overrides.service = "discard";
+  config = load_configuration(overrides);
+  ASSERT_EQ(config.listeners.size(), 1u) << "--listen replaces the file's listeners";
+  EXPECT_EQ(config.listeners[0].address, "127.0.0.1:9");
+  EXPECT_EQ(config.listeners[0].service, "discard");
+}
+
+TEST(Defaults, AreTheTutorialServer) {
+  DaemonConfig config = load_configuration(Overrides{});
+  ASSERT_EQ(config.listeners.size(), 1u);
+  const auto& listener = config.listeners[0];
+  EXPECT_EQ(listener.address, "127.0.0.1:8888");
+  EXPECT_EQ(listener.service, "greet");
+  EXPECT_EQ(listener.options.message, "Hello, client!");
+  EXPECT_EQ(listener.options.read_size, 1024u);
+  EXPECT_EQ(listener.backlog, 4096);
+  EXPECT_EQ(listener.options.read_timeout, Duration(10s));
+}
+
+}  // namespace
+}  // namespace salam::daemon
