@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <salam/connection.hpp>
@@ -90,7 +91,18 @@ void Connection::close() noexcept {
 
 Task<std::error_code> Connection::close_gracefully(LingerOptions linger) {
   if (!is_open()) co_return std::error_code{};
+  // With no input left unread, closing sends a FIN after the reply and
+  // nothing that could draw an RST: close now, and spare the wait for the
+  // peer's FIN (a fifth of the cost of a short connection). Input still
+  // queued is what lingering is for.
+  int unread = 0;
+  if (::ioctl(fd(), FIONREAD, &unread) == 0 && unread == 0) {
+    close();
+    co_return std::error_code{};
+  }
   std::error_code error = shutdown_write();
+
+
   if (!error) {
     const Deadline deadline(linger.timeout);
     std::size_t drained = 0;

@@ -92,10 +92,13 @@ class Connection {
 
   // Sends FIN; reads can go on.
   std::error_code shutdown_write() noexcept;
-  // Lingering close: shut down writes, read and discard until the peer
-  // closes (bounded by `linger`), then close. This keeps a reply from being
-  // destroyed by the RST that closing with unread input would send.
+  // Closes without destroying what was sent. Closing a socket that has
+  // unread input makes the kernel send an RST, which can destroy a reply
+  // the peer has not read yet. So if input is waiting, this lingers: shuts
+  // down writes, reads and discards until the peer closes (bounded by
+  // `linger`), then closes. With nothing unread it closes at once.
   // Returns the error that cut the lingering short, if any.
+
   Task<std::error_code> close_gracefully(LingerOptions linger = {});
   // Closes at once.
   void close() noexcept;
