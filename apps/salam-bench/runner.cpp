@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -26,6 +27,8 @@ using namespace std::chrono_literals;
 // What a client thread hands back when it ends.
 struct ThreadResult {
   Stats stats;
+  // When its last measured operation ended: warm-up operations that end
+  // later do not stretch the measurement.
   TimePoint finished;
   std::string error;
 };
@@ -54,10 +57,10 @@ void client_thread(const Options& options, const Schedule& schedule, BackendKind
     auto context = std::make_unique<ThreadContext>(loop, options, schedule, progress, requests);
     loop.run(spawn_workers(context.get(), thread, threads, workers));
     result.stats = context->stats();
+    result.finished = context->last_completion();
   } catch (const std::exception& error) {
     result.error = error.what();
   }
-  result.finished = Clock::now();
   threads_done.fetch_add(1, std::memory_order_release);
 }
 
@@ -125,7 +128,7 @@ RunResult run(const Options& options) {
   // The main thread only watches: progress, and the server samples that
   // must be taken at a moment of the run.
   bool sampled_start = !sample_at_measure_start;
-  TimePoint all_held_at = TimePoint::max();
+  std::optional<TimePoint> all_held_at;
   const TimePoint hold_sample_deadline = started + options.duration * 9 / 10;
   while (threads_done.load(std::memory_order_acquire) < threads) {
     std::this_thread::sleep_for(options.progress ? 100ms : 20ms);
@@ -138,8 +141,8 @@ RunResult run(const Options& options) {
     }
     if (options.workload == Workload::hold && pid != 0 && !result.server_rss_held_kib) {
       // Let the server finish its accepts before reading its memory.
-      if (held == options.concurrency && all_held_at == TimePoint::max()) all_held_at = now;
-      if (now >= all_held_at + 200ms || now >= hold_sample_deadline) {
+      if (held == options.concurrency && !all_held_at) all_held_at = now;
+      if ((all_held_at && now >= *all_held_at + 200ms) || now >= hold_sample_deadline) {
         if (auto sample = sample_server(pid)) result.server_rss_held_kib = sample->rss_kib;
       }
     }
@@ -156,7 +159,9 @@ RunResult run(const Options& options) {
     const auto after = sample_server(pid);
     if (before && after) result.server_cpu_seconds = after->cpu_seconds - before->cpu_seconds;
   }
-  TimePoint finished = schedule.measure_start;
+  // With --duration the measurement lasts at least that long, even if the
+  // operations still running at its end had started in the warm-up.
+  TimePoint finished = schedule.end == TimePoint::max() ? schedule.measure_start : schedule.end;
   for (auto& thread : results) {
     if (!thread.error.empty()) throw std::runtime_error("client thread: " + thread.error);
     result.stats.merge(thread.stats);

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "workload.hpp"
@@ -42,7 +44,7 @@ ThreadContext::Phase ThreadContext::next(TimePoint now) noexcept {
 void ThreadContext::succeeded(Phase phase, TimePoint started, TimePoint ended) noexcept {
   if (phase != Phase::measure) return;
   stats_.record_success(ended - started);
-  publish();
+  publish(ended);
 }
 
 void ThreadContext::failed(Phase phase, std::error_code error) noexcept {
@@ -78,7 +80,8 @@ void ThreadContext::hold_ended() noexcept {
   progress_->held.store(--held_, std::memory_order_relaxed);
 }
 
-void ThreadContext::publish() noexcept {
+void ThreadContext::publish(TimePoint now) noexcept {
+  last_completion_ = std::max(last_completion_, now);
   progress_->operations.store(stats_.operations(), std::memory_order_relaxed);
   progress_->errors.store(stats_.error_count(), std::memory_order_relaxed);
 }

@@ -70,9 +70,11 @@ class ThreadContext {
   void hold_ended() noexcept;
 
   Stats& stats() noexcept { return stats_; }
+  // When the last measured operation ended (the measurement's end).
+  TimePoint last_completion() const noexcept { return last_completion_; }
 
  private:
-  void publish() noexcept;
+  void publish(TimePoint now = Clock::now()) noexcept;
 
   Loop* loop_;
   const Options* options_;
@@ -84,6 +86,7 @@ class ThreadContext {
   std::vector<std::byte> payload_;
   std::vector<SocketAddress> sources_;
   std::uint64_t held_ = 0;
+  TimePoint last_completion_{};
   Stats stats_;
 };
 

@@ -145,6 +145,13 @@ async def short_banner(reader, writer):
     await writer.drain()
 
 
+async def hoarding(reader, writer):
+    """Idle like `silent`, holding 64 KiB of written memory per connection."""
+    hoard = b"x" * 65536
+    await reader.read()
+    del hoard
+
+
 async def silent(reader, writer):
     """Accepts and never answers (until the client goes away)."""
     await reader.read()
@@ -316,13 +323,15 @@ class StreamsAndIdle(unittest.TestCase):
 
     def test_hold_keeps_every_connection(self):
         harness.raise_fd_limit()
-        with PythonServer(silent) as server:
-            result, _ = bench("--target", server.target, "--workload", "hold", "--duration", "1s",
+        with PythonServer(hoarding) as server:
+            # The server is this process: its memory grows by 64 KiB per connection.
+            result, _ = bench("--target", server.target, "--workload", "hold", "--duration", "2s",
                               "--concurrency", 300, "--server-pid", os.getpid())
             assert_clean(self, result, operations=300)
             self.assertEqual(result["held"], 300)
             self.assertEqual(result["most_held"], 300)
-            self.assertIn("server_rss_per_connection_bytes", result)
+            self.assertGreater(result["server_rss_per_connection_bytes"], 60000, result)
+            self.assertLess(result["server_rss_per_connection_bytes"], 100000, result)
             self.assertEqual(server.connections, 300)
 
     def test_hold_counts_connections_the_server_closes(self):

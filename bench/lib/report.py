@@ -1,0 +1,146 @@
+"""bench/compare's output: medians over rounds, markdown tables with ratios
+to the run's reference peer, and a gnuplot chart."""
+import shutil
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+# Figures taken from each run; the table shows their medians over rounds,
+# except counts (errors, stalls), which are summed.
+MEDIAN_FIELDS = ("rate", "cpu_us", "p50", "p99", "max", "gbit", "cpu_s_per_gb", "rss_per_conn",
+                 "held")
+SUM_FIELDS = ("operations", "successes", "errors", "reset_after_reply", "over_1s")
+
+
+def from_bench(result):
+    """The figures of one salam-bench --json result."""
+    latency = result["latency_us"]
+    row = {
+        "rate": result["rate_per_s"],
+        "cpu_us": result.get("server_cpu_us_per_op"),
+        "p50": latency["p50"], "p99": latency["p99"], "max": latency["max"],
+        "operations": result["operations"], "successes": result["successes"],
+        "errors": result["errors"]["total"],
+        "reset_after_reply": result["errors"].get("reset_after_reply", 0),
+        "over_1s": result["over_1s"],
+        "gbit": result["sent_gbit_per_s"],
+        "rss_per_conn": result.get("server_rss_per_connection_bytes"),
+        "held": result.get("held"),
+    }
+    if result.get("server_cpu_s") is not None and result["bytes_sent"] > 0:
+        row["cpu_s_per_gb"] = result["server_cpu_s"] / (result["bytes_sent"] / 1e9)
+    return row
+
+
+def medians(runs):
+    """runs: the rows of one peer in one workload (None for a failed run)."""
+    good = [run for run in runs if run]
+    summary = {"rounds": len(good), "failed_rounds": len(runs) - len(good)}
+    for name in MEDIAN_FIELDS:
+        values = [run[name] for run in good if run.get(name) is not None]
+        summary[name] = statistics.median(values) if values else None
+    for name in SUM_FIELDS:
+        summary[name] = sum(run.get(name) or 0 for run in good)
+    return summary
+
+
+def fmt(value, spec):
+    return "–" if value is None else format(value, spec)
+
+
+def ratio(value, reference):
+    if value is None or not reference:
+        return "–"
+    return f"{value / reference:.2f}"
+
+
+def errors_cell(row):
+    text = str(row["errors"])
+    if row["reset_after_reply"]:
+        text += f" ({row['reset_after_reply']} resets after the reply)"
+    if row["failed_rounds"]:
+        text += f", {row['failed_rounds']} failed rounds"
+    return text
+
+
+def table(workload, reference, rows):
+    """Markdown table of one workload. rows: peer name -> medians."""
+    ref = rows.get(reference) or {}
+    lines = []
+    if workload in ("greet", "banner", "echo"):
+        unit = "round trips" if workload == "echo" else "conn"
+        lines.append(f"| server | {unit}/s | server CPU µs/op | CPU vs {reference} | "
+                     f"rate vs {reference} | p50 µs | p99 µs | errors | ≥1 s |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---|---:|")
+        for name, row in rows.items():
+            lines.append(
+                f"| {name} | {fmt(row['rate'], ',.0f')} | {fmt(row['cpu_us'], '.1f')} | "
+                f"{ratio(row['cpu_us'], ref.get('cpu_us'))} | {ratio(row['rate'], ref.get('rate'))} "
+                f"| {fmt(row['p50'], '.0f')} | {fmt(row['p99'], '.0f')} | {errors_cell(row)} | "
+                f"{row['over_1s']} |")
+    elif workload == "bulk":
+        lines.append(f"| server | Gbit/s | server CPU s per GB | Gbit/s vs {reference} | errors |")
+        lines.append("|---|---:|---:|---:|---|")
+        for name, row in rows.items():
+            lines.append(f"| {name} | {fmt(row['gbit'], '.2f')} | {fmt(row['cpu_s_per_gb'], '.3f')} "
+                         f"| {ratio(row['gbit'], ref.get('gbit'))} | {errors_cell(row)} |")
+    elif workload == "hold":
+        lines.append(f"| server | held | server RSS bytes per connection | vs {reference} | "
+                     f"connect p99 µs | errors |")
+        lines.append("|---|---:|---:|---:|---:|---|")
+        for name, row in rows.items():
+            lines.append(f"| {name} | {fmt(row['held'], '.0f')} | {fmt(row['rss_per_conn'], '.0f')} "
+                         f"| {ratio(row['rss_per_conn'], ref.get('rss_per_conn'))} | "
+                         f"{fmt(row['p99'], '.0f')} | {errors_cell(row)} |")
+    elif workload == "burst":
+        lines.append("| server | clients | served | errors | ≥1 s (SYN retransmits) | p50 µs | "
+                     "p99 µs | max µs |")
+        lines.append("|---|---:|---:|---|---:|---:|---:|---:|")
+        for name, row in rows.items():
+            lines.append(f"| {name} | {row['operations']} | {row['successes']} | {errors_cell(row)} "
+                         f"| {row['over_1s']} | {fmt(row['p50'], '.0f')} | {fmt(row['p99'], '.0f')} "
+                         f"| {fmt(row['max'], '.0f')} |")
+    return "\n".join(lines)
+
+
+# One chart panel per workload: the figure that tells servers apart.
+PANELS = (("greet", "cpu_us", "greet: server CPU µs/conn"),
+          ("banner", "cpu_us", "banner: server CPU µs/conn"),
+          ("echo", "cpu_us", "echo: server CPU µs/round trip"),
+          ("bulk", "gbit", "bulk: Gbit/s"),
+          ("hold", "rss_per_conn", "hold: server bytes/idle conn"),
+          ("burst", "over_1s", "burst: clients stalled ≥1 s"))
+
+
+def chart(all_rows, png):
+    """Bar charts, one panel per workload measured. Returns False without gnuplot."""
+    if shutil.which("gnuplot") is None:
+        return False
+    panels = [(w, f, t) for w, f, t in PANELS
+              if w in all_rows and any(r.get(f) is not None for r in all_rows[w].values())]
+    if not panels:
+        return False
+    with tempfile.TemporaryDirectory(prefix="salam-chart-") as scratch:
+        script = [f"set terminal pngcairo size {420 * len(panels)},460 font ',9'",
+                  f"set output '{png}'",
+                  f"set multiplot layout 1,{len(panels)}",
+                  "set style fill solid 0.7 border -1", "set boxwidth 0.7",
+                  "set yrange [0:*]", "set xtics rotate by -40 nomirror", "unset key",
+                  "set grid ytics"]
+        for index, (workload, field, title) in enumerate(panels):
+            data = Path(scratch) / f"{index}.dat"
+            with open(data, "w") as out:
+                for name, row in all_rows[workload].items():
+                    value = row.get(field)
+                    out.write(f'"{name}" {value if value is not None else 0}\n')
+            script += [f"set title '{title}'",
+                       f"plot '{data}' using 0:2:xtic(1) with boxes lc rgb '#4a7ab5', "
+                       f"'' using 0:2:(sprintf('%.3g', $2)) with labels offset 0,0.7"]
+        script.append("unset multiplot")
+        done = subprocess.run(["gnuplot"], input="\n".join(script), text=True,
+                              capture_output=True)
+        if done.returncode != 0:
+            print(f"gnuplot failed: {done.stderr.strip()}")
+            return False
+    return True
