@@ -82,7 +82,13 @@ std::error_code Connection::shutdown_write() noexcept {
   return {};
 }
 
+std::error_code Connection::shutdown_read() noexcept {
+  if (::shutdown(fd(), SHUT_RD) != 0) return errno_code(errno);
+  return {};
+}
+
 void Connection::close() noexcept {
+
   if (!socket_.valid()) return;
   loop_->forget_fd(socket_.get());
   socket_.reset();

@@ -128,8 +128,11 @@ void finish(DaemonConfig& config) {
   if (config.listeners.empty()) throw ConfigError("", "no listener configured");
   for (std::size_t i = 0; i < config.listeners.size(); ++i) {
     auto& listener = config.listeners[i];
-    for (std::size_t j = 0; j < i; ++j) {
+    // Port 0 asks for a free port, so it never clashes.
+    const bool any_port = listener.address.ends_with(":0");
+    for (std::size_t j = 0; j < i && !any_port; ++j) {
       if (config.listeners[j].address == listener.address) {
+
         throw ConfigError(listener.origin,
                           fmt::format("address {} is already used by the listener "
                                       "at {}",

@@ -56,8 +56,18 @@ HandlerFactory Daemon::handler_for(const ListenerConfig& listener, bool log_conn
 }
 
 std::size_t Daemon::open(const ListenerConfig& listener, bool log_connections) {
-  return server_->listen(listen_options(listener), handler_for(listener, log_connections));
+  const std::size_t index =
+      server_->listen(listen_options(listener), handler_for(listener, log_connections));
+  // Logs name the listener by where it really listens (port 0 becomes the
+  // port the kernel chose).
+  if (std::string bound = server_->local_address(index); bound != listener.address) {
+    ListenerConfig named = listener;
+    named.address = std::move(bound);
+    server_->replace_handler(index, handler_for(named, log_connections));
+  }
+  return index;
 }
+
 
 const Daemon::Active* Daemon::find(const std::string& address) const {
   for (const auto& active : active_) {

@@ -92,6 +92,10 @@ class Connection {
 
   // Sends FIN; reads can go on.
   std::error_code shutdown_write() noexcept;
+  // Stops reading: a read in flight, and every later one, returns end of
+  // file. This is how one task of a connection ends another's read.
+  std::error_code shutdown_read() noexcept;
+
   // Closes without destroying what was sent. Closing a socket that has
   // unread input makes the kernel send an RST, which can destroy a reply
   // the peer has not read yet. So if input is waiting, this lingers: shuts

@@ -1,9 +1,15 @@
-// chargen (RFC 864): send lines until the client closes. Each line is 72
-// characters of the 95 printable ASCII characters (space to '~') taken as a
-// ring, plus CR LF; each line starts one character further along the ring,
-// and the first one at '!', as in the RFC's example. The pattern repeats
-// every 95 lines, so a precomputed block of whole periods is all that is
-// ever sent.
+// chargen (RFC 864): send lines until the client closes, and throw away
+// whatever the client sends meanwhile. Each line is 72 characters of the 95
+// printable ASCII characters (space to '~') taken as a ring, plus CR LF;
+// each line starts one character further along the ring, and the first one
+// at '!', as in the RFC's example. The pattern repeats every 95 lines, so a
+// precomputed block of whole periods is all that is ever sent.
+//
+// Sending and discarding run as two tasks of one scope, so that a client
+// that writes without reading cannot stall the stream: when sending ends,
+// it shuts reading down and the discarding task sees end of file.
+#include <salam/scope.hpp>
+
 #include <cerrno>
 #include <string>
 
@@ -34,18 +40,39 @@ const std::string& pattern_block() {
   return block;
 }
 
-}  // namespace
-
-Task<CloseReason> serve_chargen(Connection& client, const ServiceOptions& options) {
+// Both tasks are joined by serve_chargen, which owns the connection for
+// longer than they run: the references are safe.
+Task<> send_pattern(Connection& client, const ServiceOptions& options, CloseReason& reason) {
   const std::string& block = pattern_block();
   for (;;) {
     if (auto error = co_await client.write_all(block, options.idle_timeout)) {
       // Closing is how a chargen client says it has had enough.
-      if (error.value() == EPIPE || error.value() == ECONNRESET)
-        co_return CloseReason::client_closed;
-      co_return reason_for(error, CloseReason::timeout_idle);
+      const bool closed = error.value() == EPIPE || error.value() == ECONNRESET;
+      reason = closed ? CloseReason::client_closed : reason_for(error, CloseReason::timeout_idle);
+      break;
     }
   }
+  client.shutdown_read();  // ends discard_input
+}
+
+Task<> discard_input(Connection& client) {
+  // No deadline of its own: it ends when the client closes, or when
+  // send_pattern (which has the idle deadline) shuts reading down.
+  for (;;) {
+    auto input = co_await client.read(64 * 1024);
+    if (!input || input->empty()) break;
+  }
+}
+
+}  // namespace
+
+Task<CloseReason> serve_chargen(Connection& client, const ServiceOptions& options) {
+  CloseReason reason = CloseReason::done;
+  TaskScope both;
+  both.spawn(discard_input(client));
+  both.spawn(send_pattern(client, options, reason));
+  co_await both.join();
+  co_return reason;
 }
 
 }  // namespace salam::daemon

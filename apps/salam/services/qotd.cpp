@@ -1,6 +1,6 @@
 // qotd (RFC 865): one quote per connection, then close. The RFC asks for
 // at most 512 characters; longer quotes are refused when the file loads.
-// Quotes take turns, per shard.
+// The quotes of a listener take turns.
 #include "qotd.hpp"
 
 #include <algorithm>
@@ -60,8 +60,11 @@ std::shared_ptr<const Quotes> load_quotes(const std::string& path, std::string_v
   std::ifstream file(path);
   if (!file) throw ConfigError(origin, fmt::format("cannot read quotes file '{}'", path));
   std::vector<std::string> lines;
-  for (std::string line; std::getline(file, line);)
+  for (std::string line; std::getline(file, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // files written with CR LF
     lines.push_back(line);
+  }
+
   const bool fortune = std::find(lines.begin(), lines.end(), "%") != lines.end();
   std::string current;
   int first_line = 1;
@@ -85,9 +88,10 @@ std::shared_ptr<const Quotes> load_quotes(const std::string& path, std::string_v
 }
 
 Task<CloseReason> serve_qotd(Connection& client, const ServiceOptions& options) {
-  thread_local std::size_t turn = 0;
-  const auto& items = options.quotes->items;
-  const std::string& quote = items[turn++ % items.size()];
+  const Quotes& quotes = *options.quotes;
+  const std::size_t turn = quotes.next.fetch_add(1, std::memory_order_relaxed);
+  const std::string& quote = quotes.items[turn % quotes.items.size()];
+
   co_return co_await reply_and_close(client, quote, options.idle_timeout);
 }
 

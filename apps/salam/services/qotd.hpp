@@ -1,6 +1,8 @@
 // The quotes of the qotd service, loaded once per configuration.
 #pragma once
 
+#include <atomic>
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -10,7 +12,10 @@ namespace salam::daemon {
 
 struct Quotes {
   std::vector<std::string> items;  // each ready to send, lines ending in CR LF
+  // Whose turn it is: one rotation per listener, shared by its shards.
+  mutable std::atomic<std::size_t> next{0};
 };
+
 
 // Reads quotes from `path` in the fortune format: quotes separated by lines
 // holding only "%"; a file without such lines has one quote per non-empty
