@@ -340,7 +340,45 @@ TEST_P(LoopTest, ConnectToAClosedPortFails) {
   EXPECT_EQ(error, std::make_error_code(std::errc::connection_refused));
 }
 
+Task<> read_until_shut(Connection& connection, bool& saw_end) {
+  auto input = co_await connection.read(1024, 5s);
+  saw_end = input && input->empty();
+}
+
+Task<> shut_reading_later(Connection& connection) {
+  co_await connection.loop().sleep(20ms);
+  EXPECT_FALSE(connection.shutdown_read());
+}
+
+Task<> read_and_shut(Connection& connection, bool& saw_end) {
+  Loop::current().spawn(read_until_shut(connection, saw_end));
+  Loop::current().spawn(shut_reading_later(connection));
+  co_return;
+}
+
+TEST_P(LoopTest, ShutdownReadEndsAPendingReadWithEndOfFile) {
+  // This is how one task of a connection stops another's read.
+  Loop loop(options());
+  FileDescriptor listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  auto address = SocketAddress::parse("127.0.0.1:0");
+  ASSERT_EQ(::bind(listener.get(), address.data(), address.size()), 0);
+  ASSERT_EQ(::listen(listener.get(), 4), 0);
+  socklen_t length = sizeof(sockaddr_in);
+  ASSERT_EQ(::getsockname(listener.get(), address.data(), &length), 0);
+  FileDescriptor client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::connect(client.get(), address.data(), address.size()), 0);
+  int accepted = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | loop.socket_flags());
+  ASSERT_GE(accepted, 0);
+  Connection connection(loop, FileDescriptor(accepted));
+  bool saw_end = false;
+  const auto started = Clock::now();
+  loop.run(read_and_shut(connection, saw_end));
+  EXPECT_TRUE(saw_end);
+  EXPECT_LT(Clock::now() - started, 4s) << "the read waited for its deadline instead";
+}
+
 SALAM_INSTANTIATE_FOR_BACKENDS(LoopTest);
+
 
 }  // namespace
 }  // namespace salam
