@@ -118,7 +118,53 @@ class Greet(unittest.TestCase):
                 server.assert_fds_return()
                 self.assertEqual(server.close()[0], 0)
 
+    def test_connections_past_max_connections_are_closed_at_once(self):
+        for backend in harness.BACKENDS:
+            with self.subTest(backend=backend), salam("--listen", "127.0.0.1:0", "--max-connections",
+                                                      "5", "--read-timeout", "1m",
+                                                      backend=backend) as server:
+                host, port = host_port(server.addresses[0])
+                held = [socket.create_connection((host, port), timeout=10) for _ in range(5)]
+                server.wait_for_count(r" connected$", 5)
+                for _ in range(3):
+                    # Refused before a byte is read or written: end of file,
+                    # or a reset if the request had already arrived.
+                    try:
+                        self.assertEqual(harness.exchange(host, port), b"")
+                    except ConnectionResetError:
+                        pass
+
+                server.wait_for_count(r"closed: limit_conns, 0 bytes in, 0 bytes out", 3)
+                for s in held:
+                    s.sendall(b"hi")
+                    self.assertEqual(s.recv(100), b"Hello, client!")
+                    s.close()
+                # Places free up as connections end.
+                deadline = time.monotonic() + 5
+                while harness.exchange(host, port) != b"Hello, client!":
+                    self.assertLess(time.monotonic(), deadline)
+                self.assertEqual(server.close()[0], 0)
+
+    def test_unix_socket_listener(self):
+        import os
+        import tempfile
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "salam.sock")
+            for backend in harness.BACKENDS:
+                with self.subTest(backend=backend), salam("--listen", f"unix:{path}",
+                                                          backend=backend) as server:
+                    self.assertEqual(server.addresses, [f"unix:{path}"])
+                    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                        s.settimeout(10)
+                        s.connect(path)
+                        s.sendall(b"hi")
+                        self.assertEqual(s.recv(100), b"Hello, client!")
+                    server.wait_for_log(rf"client unix:{path} connected")
+                    self.assertEqual(server.close()[0], 0)
+                    self.assertFalse(os.path.exists(path), "the socket file is removed at exit")
+
     def test_article_backlog_and_one_thread_can_be_reproduced(self):
+
         with salam("--listen", "127.0.0.1:0", "--backlog", "5", "--threads", "1") as server:
             host, port = host_port(server.addresses[0])
             self.assertIn("(1 shard,", server.log())
