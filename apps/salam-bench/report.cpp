@@ -74,6 +74,11 @@ std::string format_text(const Options& options, const RunResult& run, const Summ
                   summary.p50, summary.p90, summary.p99, summary.p999, summary.max, summary.mean);
   out += fmt::format("1 s or more  {}{}\n", summary.over_1s,
                      summary.over_1s > 0 ? " (SYN retransmits: the accept queue overflowed?)" : "");
+  if (options.workload == Workload::burst || summary.over_1s > 0) {
+    const auto& b = summary.latency_buckets;
+    out += fmt::format("distribution <1ms {}  1-10ms {}  10-100ms {}  0.1-1s {}  1-3s {}  3s+ {}\n",
+                       b[0], b[1], b[2], b[3], b[4], b[5]);
+  }
   if (summary.server_cpu_us_per_operation) {
     out += fmt::format("server CPU   {:.1f} µs per operation ({:.2f} s in all)\n",
                        *summary.server_cpu_us_per_operation, *summary.server_cpu_seconds);
@@ -120,6 +125,11 @@ std::string format_json(const Options& options, const RunResult& run, const Summ
       "}",
       summary.p50, summary.p90, summary.p99, summary.p999, summary.max, summary.mean);
   out += fmt::format(",\"over_1s\":{}", summary.over_1s);
+  out += fmt::format(
+      ",\"latency_buckets\":{{\"lt_1ms\":{},\"1_10ms\":{},\"10_100ms\":{},\"100ms_1s\":{},"
+      "\"1_3s\":{},\"ge_3s\":{}}}",
+      summary.latency_buckets[0], summary.latency_buckets[1], summary.latency_buckets[2],
+      summary.latency_buckets[3], summary.latency_buckets[4], summary.latency_buckets[5]);
   out += fmt::format(",\"bytes_sent\":{},\"bytes_received\":{}", summary.bytes_sent,
                      summary.bytes_received);
   out += fmt::format(",\"sent_gbit_per_s\":{:.4f},\"received_gbit_per_s\":{:.4f}",

@@ -94,6 +94,13 @@ Summary summarize(const Stats& stats, Duration elapsed,
   summary.max = latency.max();
   summary.mean = latency.mean();
   summary.over_1s = latency.count_at_or_above(1'000'000);
+  std::uint64_t above = latency.count();
+  for (std::size_t i = 0; i < kLatencyEdgesUs.size(); ++i) {
+    const std::uint64_t next = latency.count_at_or_above(kLatencyEdgesUs[i]);
+    summary.latency_buckets[i] = above - next;
+    above = next;
+  }
+  summary.latency_buckets.back() = above;
   if (server_cpu_seconds) {
     summary.server_cpu_seconds = *server_cpu_seconds;
     if (summary.operations > 0) {

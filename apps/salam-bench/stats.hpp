@@ -83,6 +83,10 @@ struct Summary {
   // Successful operations that took 1 s or more: with short operations on
   // loopback, these are SYN retransmits after an accept-queue overflow.
   std::uint64_t over_1s = 0;
+  // Successful operations by order of magnitude of their latency, with
+  // the edges in kLatencyEdgesUs: below 1 ms, 1-10 ms, 10-100 ms, 0.1-1 s,
+  // 1-3 s, 3 s and more. SYN retransmits land past 1 s and 3 s.
+  std::array<std::uint64_t, 6> latency_buckets{};
   double sent_bits_per_second = 0;
   double received_bits_per_second = 0;
   // Server CPU time (µs) per operation; absent without --server-pid or
@@ -90,6 +94,9 @@ struct Summary {
   std::optional<double> server_cpu_us_per_operation;
   std::optional<double> server_cpu_seconds;
 };
+
+inline constexpr std::array<std::uint64_t, 5> kLatencyEdgesUs = {1'000, 10'000, 100'000, 1'000'000,
+                                                                 3'000'000};
 
 Summary summarize(const Stats& stats, Duration elapsed,
                   std::optional<double> server_cpu_seconds = std::nullopt) noexcept;

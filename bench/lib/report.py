@@ -122,9 +122,11 @@ def chart(all_rows, png):
     if not panels:
         return False
     with tempfile.TemporaryDirectory(prefix="salam-chart-") as scratch:
-        script = [f"set terminal pngcairo size {420 * len(panels)},460 font ',9'",
+        columns = min(3, len(panels))
+        rows = (len(panels) + columns - 1) // columns
+        script = [f"set terminal pngcairo size {460 * columns},{420 * rows} font ',9'",
                   f"set output '{png}'",
-                  f"set multiplot layout 1,{len(panels)}",
+                  f"set multiplot layout {rows},{columns}",
                   "set style fill solid 0.7 border -1", "set boxwidth 0.7",
                   "set yrange [0:*]", "set xtics rotate by -40 nomirror", "unset key",
                   "set grid ytics"]
@@ -136,7 +138,7 @@ def chart(all_rows, png):
                     out.write(f'"{name}" {value if value is not None else 0}\n')
             script += [f"set title '{title}'",
                        f"plot '{data}' using 0:2:xtic(1) with boxes lc rgb '#4a7ab5', "
-                       f"'' using 0:2:(sprintf('%.3g', $2)) with labels offset 0,0.7"]
+                       f"'' using 0:2:(sprintf($2 >= 100 ? '%.0f' : '%.3g', $2)) with labels offset 0,0.7"]
         script.append("unset multiplot")
         done = subprocess.run(["gnuplot"], input="\n".join(script), text=True,
                               capture_output=True)
