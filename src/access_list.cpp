@@ -1,0 +1,3 @@
+#include <salam/access_list.hpp>
+
+// Implemented in a later change.

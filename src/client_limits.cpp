@@ -1,0 +1,3 @@
+#include <salam/client_limits.hpp>
+
+// Implemented in a later change.

@@ -1,0 +1,3 @@
+#include <salam/proxy_protocol.hpp>
+
+// Implemented in a later change.
