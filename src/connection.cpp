@@ -36,6 +36,8 @@ SocketAddress unmap_v4(const SocketAddress& address) noexcept {
 void InputBuffer::release() noexcept {
   if (loop_ != nullptr) loop_->recycle_buffer(id_);
   loop_ = nullptr;
+  owned_.reset();
+
   data_ = nullptr;
   size_ = 0;
 }
@@ -52,7 +54,8 @@ Connection::Connection(Connection&& other) noexcept
       observer_(std::exchange(other.observer_, nullptr)),
       peer_(other.peer_),
       bytes_in_(other.bytes_in_),
-      bytes_out_(other.bytes_out_) {}
+      bytes_out_(other.bytes_out_),
+      unread_(std::move(other.unread_)) {}
 
 const SocketAddress& Connection::peer() const noexcept {
   if (!peer_) {
@@ -88,7 +91,6 @@ std::error_code Connection::shutdown_read() noexcept {
 }
 
 void Connection::close() noexcept {
-
   if (!socket_.valid()) return;
   loop_->forget_fd(socket_.get());
   socket_.reset();
@@ -107,7 +109,6 @@ Task<std::error_code> Connection::close_gracefully(LingerOptions linger) {
     co_return std::error_code{};
   }
   std::error_code error = shutdown_write();
-
 
   if (!error) {
     const Deadline deadline(linger.timeout);
@@ -148,8 +149,26 @@ bool Connection::ReadAwaiter::await_suspend(std::coroutine_handle<> handle) noex
   return !connection->loop().start(*this, deadline);
 }
 
+void Connection::unread(std::span<const std::byte> bytes) {
+  if (bytes.empty()) return;
+  if (!unread_) unread_ = std::make_unique<std::vector<std::byte>>();
+  unread_->insert(unread_->begin(), bytes.begin(), bytes.end());
+}
+
+InputBuffer Connection::take_unread(std::size_t max_bytes) {
+  const std::size_t size = std::min(max_bytes, unread_->size());
+  auto bytes = std::make_unique_for_overwrite<std::byte[]>(size);
+  std::copy_n(unread_->begin(), size, bytes.get());
+  unread_->erase(unread_->begin(), unread_->begin() + static_cast<std::ptrdiff_t>(size));
+  if (unread_->empty()) unread_.reset();
+  return InputBuffer(std::move(bytes), size);
+}
+
 Result<InputBuffer> Connection::ReadAwaiter::await_resume() noexcept {
+  // Handed-back bytes were counted in bytes_in when first read.
+  if (from_unread) return connection->take_unread(length);
   Loop& loop = connection->loop();
+
   InputBuffer input;
   if ((flags & detail::kHasBuffer) != 0) {
     // Even an empty or failed read may have taken a buffer: the lease
@@ -181,6 +200,12 @@ bool Connection::ReadSomeAwaiter::await_suspend(std::coroutine_handle<> handle) 
 }
 
 Result<std::size_t> Connection::ReadSomeAwaiter::await_resume() noexcept {
+  if (from_unread) {
+    InputBuffer input = connection->take_unread(length);
+    std::copy_n(input.bytes().data(), input.size(), static_cast<std::byte*>(buffer));
+    return input.size();
+  }
+
   if (result < 0) return errno_code(result);
   connection->bytes_in_ += static_cast<std::uint64_t>(result);
   return static_cast<std::size_t>(result);

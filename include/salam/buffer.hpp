@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -19,21 +20,17 @@ class Loop;
 class InputBuffer {
  public:
   InputBuffer() noexcept = default;
-  // `loop` is null for bytes that are not in a pooled buffer.
+  // Bytes in buffer `id` of `loop`'s pool.
   InputBuffer(Loop* loop, std::uint16_t id, const std::byte* data, std::size_t size) noexcept
       : loop_(loop), id_(id), data_(data), size_(size) {}
-  InputBuffer(InputBuffer&& other) noexcept
-      : loop_(std::exchange(other.loop_, nullptr)),
-        id_(other.id_),
-        data_(std::exchange(other.data_, nullptr)),
-        size_(std::exchange(other.size_, 0)) {}
+  // Bytes in memory of their own (input handed back with Connection::unread).
+  InputBuffer(std::unique_ptr<std::byte[]> bytes, std::size_t size) noexcept
+      : owned_(std::move(bytes)), data_(owned_.get()), size_(size) {}
+  InputBuffer(InputBuffer&& other) noexcept { take(other); }
   InputBuffer& operator=(InputBuffer&& other) noexcept {
     if (this != &other) {
       release();
-      loop_ = std::exchange(other.loop_, nullptr);
-      id_ = other.id_;
-      data_ = std::exchange(other.data_, nullptr);
-      size_ = std::exchange(other.size_, 0);
+      take(other);
     }
     return *this;
   }
@@ -47,12 +44,21 @@ class InputBuffer {
   std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
   std::string_view text() const noexcept { return {reinterpret_cast<const char*>(data_), size_}; }
 
-  // Returns the buffer to the pool now.
+  // Gives the buffer back now.
   void release() noexcept;
 
  private:
-  Loop* loop_ = nullptr;
+  void take(InputBuffer& other) noexcept {
+    loop_ = std::exchange(other.loop_, nullptr);
+    id_ = other.id_;
+    owned_ = std::move(other.owned_);
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+  }
+
+  Loop* loop_ = nullptr;  // set when the bytes are in the loop's pool
   std::uint16_t id_ = 0;
+  std::unique_ptr<std::byte[]> owned_;
   const std::byte* data_ = nullptr;
   std::size_t size_ = 0;
 };

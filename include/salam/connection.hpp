@@ -17,10 +17,12 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include <salam/address.hpp>
 #include <salam/buffer.hpp>
@@ -90,7 +92,14 @@ class Connection {
                             Deadline deadline = Deadline::never()) noexcept;
   WriteAllAwaiter write_all(std::string_view text, Deadline deadline = Deadline::never()) noexcept;
 
+  // Hands bytes back: the next reads return them before anything new. For
+  // a protocol layer that read past its part (the bytes after a PROXY
+  // header belong to the service). The bytes are copied.
+  void unread(std::span<const std::byte> bytes);
+  bool has_unread() const noexcept { return unread_ != nullptr; }
+
   // Sends FIN; reads can go on.
+
   std::error_code shutdown_write() noexcept;
   // Stops reading: a read in flight, and every later one, returns end of
   // file. This is how one task of a connection ends another's read.
@@ -108,19 +117,26 @@ class Connection {
   void close() noexcept;
 
  private:
+  // Takes up to `max_bytes` of the handed-back bytes.
+  InputBuffer take_unread(std::size_t max_bytes);
+
   Loop* loop_;
   FileDescriptor socket_;
+
   detail::ConnectionObserver* observer_;
   mutable std::optional<SocketAddress> peer_;
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
+  std::unique_ptr<std::vector<std::byte>> unread_;  // rare: a pointer, not a vector
 };
 
 struct Connection::ReadAwaiter : detail::Operation {
   Connection* connection;
   Deadline deadline;
+  bool from_unread = false;
 
-  bool await_ready() const noexcept { return false; }
+  bool await_ready() noexcept { return from_unread = connection->has_unread(); }
+
   bool await_suspend(std::coroutine_handle<> handle) noexcept;
   Result<InputBuffer> await_resume() noexcept;
 };
@@ -128,8 +144,10 @@ struct Connection::ReadAwaiter : detail::Operation {
 struct Connection::ReadSomeAwaiter : detail::Operation {
   Connection* connection;
   Deadline deadline;
+  bool from_unread = false;
 
-  bool await_ready() const noexcept { return false; }
+  bool await_ready() noexcept { return from_unread = connection->has_unread(); }
+
   bool await_suspend(std::coroutine_handle<> handle) noexcept;
   Result<std::size_t> await_resume() noexcept;
 };

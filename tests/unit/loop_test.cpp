@@ -356,6 +356,28 @@ Task<> read_and_shut(Connection& connection, bool& saw_end) {
   co_return;
 }
 
+Task<> read_three(Connection& connection, std::vector<std::string>& reads) {
+  for (int i = 0; i < 3; ++i) {
+    auto input = co_await connection.read(4, 2s);
+    EXPECT_TRUE(input);
+    if (!input) co_return;
+    reads.emplace_back(input->text());
+  }
+}
+
+TEST_P(LoopTest, HandedBackBytesAreReadFirst) {
+  Loop loop(options());
+  Pair pair = make_pair(loop);
+  ASSERT_EQ(::send(pair.peer.get(), "new", 3, 0), 3);
+  const std::string early = "abcdef";
+  pair.connection.unread(std::as_bytes(std::span(early.data(), early.size())));
+  EXPECT_TRUE(pair.connection.has_unread());
+  std::vector<std::string> reads;
+  loop.run(read_three(pair.connection, reads));
+  EXPECT_EQ(reads, (std::vector<std::string>{"abcd", "ef", "new"}));
+  EXPECT_FALSE(pair.connection.has_unread());
+}
+
 TEST_P(LoopTest, ShutdownReadEndsAPendingReadWithEndOfFile) {
   // This is how one task of a connection stops another's read.
   Loop loop(options());
@@ -378,7 +400,6 @@ TEST_P(LoopTest, ShutdownReadEndsAPendingReadWithEndOfFile) {
 }
 
 SALAM_INSTANTIATE_FOR_BACKENDS(LoopTest);
-
 
 }  // namespace
 }  // namespace salam
