@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <signal.h>
 
 #include <salam/loop.hpp>
 #include <salam/task.hpp>
@@ -23,6 +24,22 @@ namespace salam::bench {
 namespace {
 
 using namespace std::chrono_literals;
+
+std::atomic<bool> interrupted = false;
+
+// The first Ctrl-C ends the run early, with a report; the handler resets
+// itself, so a second one ends the process at once.
+void on_interrupt(int) {
+  interrupted.store(true, std::memory_order_relaxed);
+}
+
+void catch_interrupt() {
+  struct sigaction action {};
+  action.sa_handler = on_interrupt;
+  action.sa_flags = SA_RESETHAND;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(SIGINT, &action, nullptr);
+}
 
 // What a client thread hands back when it ends.
 struct ThreadResult {
@@ -112,6 +129,8 @@ RunResult run(const Options& options) {
     schedule.end =
         options.requests > 0 ? TimePoint::max() : schedule.measure_start + options.duration;
   }
+  schedule.interrupted = &interrupted;
+  catch_interrupt();
   const bool sample_at_measure_start = !single_shot && options.warmup > Duration::zero();
 
   const unsigned threads = options.threads;
@@ -161,7 +180,8 @@ RunResult run(const Options& options) {
   }
   // With --duration the measurement lasts at least that long, even if the
   // operations still running at its end had started in the warm-up.
-  TimePoint finished = schedule.end == TimePoint::max() ? schedule.measure_start : schedule.end;
+  const bool ran_to_the_end = schedule.end != TimePoint::max() && !interrupted.load();
+  TimePoint finished = ran_to_the_end ? schedule.end : schedule.measure_start;
   for (auto& thread : results) {
     if (!thread.error.empty()) throw std::runtime_error("client thread: " + thread.error);
     result.stats.merge(thread.stats);

@@ -33,6 +33,9 @@ std::optional<SocketAddress> ThreadContext::source_for(unsigned worker) const no
 
 ThreadContext::Phase ThreadContext::next(TimePoint now) noexcept {
   if (now >= schedule_.end) return Phase::stop;
+  if (schedule_.interrupted != nullptr && schedule_.interrupted->load(std::memory_order_relaxed)) {
+    return Phase::stop;
+  }
   if (now < schedule_.measure_start) return Phase::warmup;
   if (counted_) {
     if (remaining_ == 0) return Phase::stop;

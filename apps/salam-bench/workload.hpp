@@ -41,6 +41,9 @@ struct Schedule {
   TimePoint measure_start;  // operations started before this are warm-up
   TimePoint end;            // no operation starts after this (TimePoint::max() with --requests)
   TimePoint burst_at;       // when every burst client connects
+  // Set by Ctrl-C: no new operation starts, and the run reports what it
+  // measured so far. Read with a relaxed load per operation.
+  const std::atomic<bool>* interrupted = nullptr;
 };
 
 class ThreadContext {
