@@ -55,7 +55,43 @@ Connection::Connection(Connection&& other) noexcept
       peer_(other.peer_),
       bytes_in_(other.bytes_in_),
       bytes_out_(other.bytes_out_),
-      unread_(std::move(other.unread_)) {}
+      unread_(std::move(other.unread_)),
+      caps_(std::move(other.caps_)) {}
+
+void Connection::set_lifetime(Deadline end) noexcept {
+  if (!caps_) caps_ = std::make_unique<Caps>();
+  caps_->end = end.at();
+}
+
+void Connection::set_minimum_rate(double bytes_per_second, Duration grace) noexcept {
+  if (!caps_) caps_ = std::make_unique<Caps>();
+  caps_->minimum_rate = bytes_per_second;
+  caps_->grace = grace;
+  caps_->rate_start = Clock::now();
+}
+
+Deadline Connection::capped(Deadline requested) noexcept {
+  if (!caps_) return requested;
+  TimePoint deadline = requested.at();
+  caps_->nearest = Expiry::none;
+  if (caps_->end < deadline) {
+    deadline = caps_->end;
+    caps_->nearest = Expiry::lifetime;
+  }
+  if (caps_->minimum_rate > 0) {
+    // The moment the average rate would fall below the minimum if nothing
+    // more moved: rate_start + moved / rate, but not before the grace ends.
+    const double moved = static_cast<double>(bytes_in_ + bytes_out_);
+    const auto allowed = std::chrono::duration_cast<Duration>(
+        std::chrono::duration<double>(moved / caps_->minimum_rate));
+    const TimePoint too_slow_at = caps_->rate_start + std::max(caps_->grace, allowed);
+    if (too_slow_at < deadline) {
+      deadline = too_slow_at;
+      caps_->nearest = Expiry::rate;
+    }
+  }
+  return Deadline(deadline);
+}
 
 const SocketAddress& Connection::peer() const noexcept {
   if (!peer_) {
@@ -146,7 +182,7 @@ Connection::ReadAwaiter Connection::read(std::size_t max_bytes, Deadline deadlin
 bool Connection::ReadAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
   waiter = handle;
   on_complete = &resume_waiter;
-  return !connection->loop().start(*this, deadline);
+  return !connection->loop().start(*this, connection->capped(deadline));
 }
 
 void Connection::unread(std::span<const std::byte> bytes) {
@@ -176,6 +212,7 @@ Result<InputBuffer> Connection::ReadAwaiter::await_resume() noexcept {
     input = InputBuffer(&loop, buffer_id, loop.buffer_data(buffer_id),
                         result > 0 ? static_cast<std::size_t>(result) : 0);
   }
+  connection->note_result(result);
   if (result < 0) return errno_code(result);
   connection->bytes_in_ += static_cast<std::uint64_t>(result);
   return input;
@@ -196,7 +233,7 @@ Connection::ReadSomeAwaiter Connection::read_some(std::span<std::byte> into,
 bool Connection::ReadSomeAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
   waiter = handle;
   on_complete = &resume_waiter;
-  return !connection->loop().start(*this, deadline);
+  return !connection->loop().start(*this, connection->capped(deadline));
 }
 
 Result<std::size_t> Connection::ReadSomeAwaiter::await_resume() noexcept {
@@ -206,6 +243,7 @@ Result<std::size_t> Connection::ReadSomeAwaiter::await_resume() noexcept {
     return input.size();
   }
 
+  connection->note_result(result);
   if (result < 0) return errno_code(result);
   connection->bytes_in_ += static_cast<std::uint64_t>(result);
   return static_cast<std::size_t>(result);
@@ -243,7 +281,8 @@ bool Connection::WriteAllAwaiter::send_until_pending() noexcept {
   while (left > 0) {
     buffer = const_cast<std::byte*>(next);
     length = static_cast<std::uint32_t>(std::min<std::size_t>(left, INT_MAX));
-    if (!loop.start(*this, deadline)) return false;
+    // Capped per send: the rate cap moves on as bytes go out.
+    if (!loop.start(*this, connection->capped(deadline))) return false;
     if (!consume()) return true;
   }
   return true;
@@ -251,6 +290,7 @@ bool Connection::WriteAllAwaiter::send_until_pending() noexcept {
 
 // Accounts for one finished send; returns true if more is to be sent.
 bool Connection::WriteAllAwaiter::consume() noexcept {
+  connection->note_result(result);
   if (result < 0) {
     error = errno_code(result);
     return false;

@@ -14,6 +14,7 @@
 // at most one read and one write in flight at a time.
 #pragma once
 
+#include <cerrno>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -77,6 +78,16 @@ class Connection {
   std::uint64_t bytes_in() const noexcept { return bytes_in_; }
   std::uint64_t bytes_out() const noexcept { return bytes_out_; }
 
+  // Caps on the deadline of every operation, for the whole connection: an
+  // end of life, and a minimum transfer rate (bytes in and out per second,
+  // averaged since the call, enforced once `grace` has passed). An
+  // operation cut short by a cap returns timed_out() like any other, and
+  // expiry() then says which cap it was.
+  void set_lifetime(Deadline end) noexcept;
+  void set_minimum_rate(double bytes_per_second, Duration grace) noexcept;
+  enum class Expiry : std::uint8_t { none, lifetime, rate };
+  Expiry expiry() const noexcept { return caps_ ? caps_->expired : Expiry::none; }
+
   struct ReadAwaiter;
   struct ReadSomeAwaiter;
   struct WriteAllAwaiter;
@@ -117,8 +128,22 @@ class Connection {
   void close() noexcept;
 
  private:
+  struct Caps {
+    TimePoint end = TimePoint::max();
+    TimePoint rate_start{};
+    Duration grace{};
+    double minimum_rate = 0;
+    Expiry nearest = Expiry::none;  // the cap behind the last deadline given out
+    Expiry expired = Expiry::none;
+  };
+
   // Takes up to `max_bytes` of the handed-back bytes.
   InputBuffer take_unread(std::size_t max_bytes);
+  // `requested`, or an earlier cap.
+  Deadline capped(Deadline requested) noexcept;
+  void note_result(int result) noexcept {
+    if (caps_ && result == -ETIMEDOUT) caps_->expired = caps_->nearest;
+  }
 
   Loop* loop_;
   FileDescriptor socket_;
@@ -128,6 +153,7 @@ class Connection {
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
   std::unique_ptr<std::vector<std::byte>> unread_;  // rare: a pointer, not a vector
+  std::unique_ptr<Caps> caps_;                      // likewise
 };
 
 struct Connection::ReadAwaiter : detail::Operation {

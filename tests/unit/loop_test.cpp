@@ -1,5 +1,6 @@
 // The Loop and its backends: sleeps, deadlines, cancellation, posting,
 // partial writes and the receive-buffer pool, on io_uring and epoll.
+#include <atomic>
 #include <chrono>
 #include <numeric>
 #include <thread>
@@ -376,6 +377,57 @@ TEST_P(LoopTest, HandedBackBytesAreReadFirst) {
   loop.run(read_three(pair.connection, reads));
   EXPECT_EQ(reads, (std::vector<std::string>{"abcd", "ef", "new"}));
   EXPECT_FALSE(pair.connection.has_unread());
+}
+
+Task<> read_until_error(Connection& connection, std::error_code& error, std::size_t& reads) {
+  for (;;) {
+    auto input = co_await connection.read(1024, 10s);
+    if (!input) {
+      error = input.error();
+      co_return;
+    }
+    if (input->empty()) co_return;
+    ++reads;
+  }
+}
+
+TEST_P(LoopTest, TheLifetimeCapEndsAnyOperation) {
+  Loop loop(options());
+  Pair pair = make_pair(loop);
+  pair.connection.set_lifetime(100ms);
+  std::error_code error;
+  std::size_t reads = 0;
+  const auto started = Clock::now();
+  loop.run(read_until_error(pair.connection, error, reads));
+  EXPECT_EQ(error, timed_out());
+  EXPECT_EQ(pair.connection.expiry(), Connection::Expiry::lifetime);
+  EXPECT_GE(Clock::now() - started, 100ms);
+  EXPECT_LT(Clock::now() - started, 5s) << "the read's own 10 s deadline, not the cap, ended it";
+}
+
+TEST_P(LoopTest, TheMinimumRateCapEndsATrickle) {
+  // 1 byte every 50 ms is 20 B/s; the minimum is 200 B/s after 200 ms.
+  Loop loop(options());
+  Pair pair = make_pair(loop);
+  pair.connection.set_minimum_rate(200, 200ms);
+  std::atomic<bool> stop = false;
+  std::thread trickle([&] {
+    for (int i = 0; i < 100 && !stop; ++i) {
+      if (::send(pair.peer.get(), "x", 1, MSG_NOSIGNAL) != 1) break;
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+  std::error_code error;
+  std::size_t reads = 0;
+  const auto started = Clock::now();
+  loop.run(read_until_error(pair.connection, error, reads));
+  stop = true;
+  trickle.join();
+  EXPECT_EQ(error, timed_out());
+  EXPECT_EQ(pair.connection.expiry(), Connection::Expiry::rate);
+  EXPECT_GE(reads, 1u) << "the bytes that did come were read";
+  EXPECT_GE(Clock::now() - started, 200ms) << "not before the grace period ends";
+  EXPECT_LT(Clock::now() - started, 4s);
 }
 
 TEST_P(LoopTest, ShutdownReadEndsAPendingReadWithEndOfFile) {
