@@ -125,6 +125,9 @@ Options parse_options(int argc, char** argv) {
   app.add_option("--source-addresses", options.source_addresses,
                  "spread connections over 127.0.0.1..127.0.0.N (more than ~28k connections)")
       ->check(CLI::Range(1u, 254u));
+  app.add_option("--connect-rate", options.connect_rate,
+                 "hold: connections opened per second, over all threads (0: all at once)")
+      ->capture_default_str();
   app.add_option("--server-pid", options.server_pid,
                  "report this process's CPU time per operation (and memory, for hold)")
       ->check(CLI::Range(1, 1 << 30));

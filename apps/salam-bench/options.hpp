@@ -52,6 +52,8 @@ struct Options {
   // Spread connections over 127.0.0.1 .. 127.0.0.N (0: let the kernel pick).
   unsigned source_addresses = 0;
   int server_pid = 0;
+  // hold: connections opened per second (0: all at once).
+  unsigned connect_rate = 20000;
   BackendKind backend = BackendKind::automatic;
   bool json = false;
   // Show the progress line (on a terminal only).

@@ -193,6 +193,14 @@ Task<> discard_worker(ThreadContext* context, unsigned index) {
 // closing the connection counts as a reset.
 Task<> hold_worker(ThreadContext* context, unsigned index) {
   const Options& options = context->options();
+  if (options.connect_rate > 0) {
+    // Connect at a steady pace: all at once, tens of thousands of SYNs
+    // overflow any accept queue, and the run would measure SYN retransmits
+    // instead of idle connections.
+    const auto offset = std::chrono::duration_cast<Duration>(
+        std::chrono::duration<double>(static_cast<double>(index) / options.connect_rate));
+    co_await context->loop().sleep_until(context->schedule().measure_start + offset);
+  }
   const TimePoint started = Clock::now();
   auto connection =
       co_await connect(context->loop(), options.target, Deadline(started + options.timeout),
