@@ -18,14 +18,30 @@ namespace {
 // rest here, each field atomic so that a reload can change them.
 std::atomic<Format> current_format{Format::text};
 std::atomic<int> current_fd{2};
+std::atomic<int> access_fd{-1};  // -1: access records go with the other lines
 
 // A line longer than this is still written whole; the threshold only
 // decides when a buffering thread writes before the end of its turn.
 constexpr std::size_t kFlushThreshold = 32 * 1024;
 
+void write_all(int fd, fmt::memory_buffer& buffer) noexcept {
+  const char* data = buffer.data();
+  std::size_t left = buffer.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, data, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // nowhere to write: drop rather than block or spin
+    data += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  buffer.clear();
+}
+
 struct ThreadLog {
   fmt::memory_buffer lines;
-  fmt::memory_buffer message;  // JSON only: the unescaped message
+  fmt::memory_buffer access_lines;  // only when the access log has its own file
+  fmt::memory_buffer message;       // JSON only: the unescaped message
+  fmt::memory_buffer* current = &lines;  // where the line being written goes
   bool buffering = false;
   bool json = false;  // the format of the line being written
   // The formatted "YYYY-MM-DDTHH:MM:SS" of the last second seen.
@@ -35,17 +51,20 @@ struct ThreadLog {
   ~ThreadLog() { flush(); }
 
   void flush() noexcept {
-    const char* data = lines.data();
-    std::size_t left = lines.size();
-    while (left > 0) {
-      ssize_t n = ::write(current_fd.load(std::memory_order_relaxed), data, left);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;  // nowhere to write: drop rather than block or spin
-      data += n;
-      left -= static_cast<std::size_t>(n);
+    if (lines.size() > 0) write_all(current_fd.load(std::memory_order_relaxed), lines);
+    if (access_lines.size() > 0) {
+      const int fd = access_fd.load(std::memory_order_relaxed);
+      write_all(fd >= 0 ? fd : current_fd.load(std::memory_order_relaxed), access_lines);
     }
-    lines.clear();
   }
+
+  fmt::memory_buffer& select(Stream stream) noexcept {
+    const bool own_file = stream == Stream::access && access_fd.load(std::memory_order_relaxed) >= 0;
+    current = own_file ? &access_lines : &lines;
+    return *current;
+  }
+
+  bool full() const noexcept { return lines.size() + access_lines.size() >= kFlushThreshold; }
 };
 
 ThreadLog& thread_log() {
@@ -53,7 +72,7 @@ ThreadLog& thread_log() {
   return log;
 }
 
-void append_time(ThreadLog& log) {
+void append_time(ThreadLog& log, fmt::memory_buffer& out) {
   auto now = std::chrono::system_clock::now();
   auto since_epoch = now.time_since_epoch();
   auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
@@ -65,7 +84,7 @@ void append_time(ThreadLog& log) {
     std::strftime(log.second_text.data(), log.second_text.size(), "%Y-%m-%dT%H:%M:%S", &parts);
     log.cached_second = second;
   }
-  fmt::format_to(fmt::appender(log.lines), "{}.{:03}Z", log.second_text.data(), millis.count());
+  fmt::format_to(fmt::appender(out), "{}.{:03}Z", log.second_text.data(), millis.count());
 }
 
 }  // namespace
@@ -145,45 +164,48 @@ void append_json_escaped(fmt::memory_buffer& out, std::string_view text) {
 
 namespace detail {
 
-fmt::memory_buffer& begin_line(Level level) {
+fmt::memory_buffer& begin_line(Level level, Stream stream) {
   ThreadLog& log = thread_log();
+  fmt::memory_buffer& out = log.select(stream);
   log.json = current_format.load(std::memory_order_relaxed) == Format::json;
   if (log.json) {
-    log.lines.append(std::string_view(R"({"time":")"));
-    append_time(log);
-    fmt::format_to(fmt::appender(log.lines), R"(","level":"{}","msg":")", to_string(level));
+    out.append(std::string_view(R"({"time":")"));
+    append_time(log, out);
+    fmt::format_to(fmt::appender(out), R"(","level":"{}","msg":")", to_string(level));
     log.message.clear();
     return log.message;
   }
-  append_time(log);
-  fmt::format_to(fmt::appender(log.lines), " {} ", to_string(level));
-  return log.lines;
+  append_time(log, out);
+  fmt::format_to(fmt::appender(out), " {} ", to_string(level));
+  return out;
 }
 
 void end_line() {
   ThreadLog& log = thread_log();
+  fmt::memory_buffer& out = *log.current;
   if (log.json) {
-    append_json_escaped(log.lines, std::string_view(log.message.data(), log.message.size()));
-    log.lines.append(std::string_view("\"}"));
+    append_json_escaped(out, std::string_view(log.message.data(), log.message.size()));
+    out.append(std::string_view("\"}"));
   }
-  log.lines.push_back('\n');
-  if (!log.buffering || log.lines.size() >= kFlushThreshold) log.flush();
+  out.push_back('\n');
+  if (!log.buffering || log.full()) log.flush();
 }
 
-fmt::memory_buffer& begin_json_event(Level level, std::string_view event) {
+fmt::memory_buffer& begin_json_event(Level level, std::string_view event, Stream stream) {
   ThreadLog& log = thread_log();
-  log.lines.append(std::string_view(R"({"time":")"));
-  append_time(log);
-  fmt::format_to(fmt::appender(log.lines), R"(","level":"{}","event":")", to_string(level));
-  append_json_escaped(log.lines, event);
-  log.lines.push_back('"');
-  return log.lines;
+  fmt::memory_buffer& out = log.select(stream);
+  out.append(std::string_view(R"({"time":")"));
+  append_time(log, out);
+  fmt::format_to(fmt::appender(out), R"(","level":"{}","event":")", to_string(level));
+  append_json_escaped(out, event);
+  out.push_back('"');
+  return out;
 }
 
 void end_json_event() {
   ThreadLog& log = thread_log();
-  log.lines.append(std::string_view("}\n"));
-  if (!log.buffering || log.lines.size() >= kFlushThreshold) log.flush();
+  log.current->append(std::string_view("}\n"));
+  if (!log.buffering || log.full()) log.flush();
 }
 
 }  // namespace detail
@@ -202,10 +224,9 @@ void append_json_field(fmt::memory_buffer& out, std::string_view key, double val
   fmt::format_to(fmt::appender(out), R"(,"{}":{:.3f})", key, value);
 }
 
-void flush_thread_buffer() noexcept {
-  ThreadLog& log = thread_log();
-  if (log.lines.size() > 0) log.flush();
-}
+void flush_thread_buffer() noexcept { thread_log().flush(); }
+
+void set_access_fd(int fd) noexcept { access_fd.store(fd, std::memory_order_relaxed); }
 
 void set_thread_buffering(bool on) noexcept {
   ThreadLog& log = thread_log();

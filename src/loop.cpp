@@ -241,12 +241,13 @@ void Loop::complete_later(detail::Operation& op) noexcept {
 
 void Loop::run_deferred() {
   // Completions may defer more; take them in batches until none is left.
+  // The two vectors trade places, so neither allocates once warm.
   while (!deferred_.empty()) {
-    std::vector<detail::Operation*> batch;
-    batch.swap(deferred_);
-    for (detail::Operation* op : batch)
-      complete(*op);
+    deferred_batch_.swap(deferred_);
+    for (detail::Operation* op : deferred_batch_) complete(*op);
+    deferred_batch_.clear();
   }
+
 }
 
 void Loop::expire_timers() {

@@ -23,6 +23,8 @@ namespace salam::log {
 
 enum class Level : std::uint8_t { debug, info, warning, error, critical, off };
 enum class Format : std::uint8_t { text, json };
+// The access log (one record per connection) may have a file of its own.
+enum class Stream : std::uint8_t { main, access };
 
 struct Settings {
   Level level = Level::info;
@@ -46,7 +48,7 @@ std::string_view to_string(Level level) noexcept;
 
 namespace detail {
 // Starts a line in the thread's buffer and returns where the message goes.
-fmt::memory_buffer& begin_line(Level level);
+fmt::memory_buffer& begin_line(Level level, Stream stream = Stream::main);
 // Ends the line begun by begin_line (escaping the message for JSON).
 void end_line();
 }  // namespace detail
@@ -81,7 +83,7 @@ void critical(fmt::format_string<Args...> format, Args&&... args) {
 }
 
 namespace detail {
-fmt::memory_buffer& begin_json_event(Level level, std::string_view event);
+fmt::memory_buffer& begin_json_event(Level level, std::string_view event, Stream stream);
 void end_json_event();
 }  // namespace detail
 
@@ -90,11 +92,27 @@ void end_json_event();
 // rest with the append_json_* helpers. Written whatever the format setting
 // (callers choose between this and message()).
 template <typename Fields>
-void json_event(Level level, std::string_view event, Fields&& fields) {
+void json_event(Level level, std::string_view event, Fields&& fields,
+                Stream stream = Stream::main) {
   if (!enabled(level)) return;
-  fields(detail::begin_json_event(level, event));
+  fields(detail::begin_json_event(level, event, stream));
   detail::end_json_event();
 }
+
+// A line of the access log (at info level), in the text format.
+template <typename... Args>
+void access_line(fmt::format_string<Args...> format, Args&&... args) {
+  if (!enabled(Level::info)) return;
+  auto& out = detail::begin_line(Level::info, Stream::access);
+  fmt::format_to(fmt::appender(out), format, std::forward<Args>(args)...);
+  detail::end_line();
+}
+
+// Sends access records to `fd` (a file of their own), or with the other
+// lines when -1. Replacing the file under the same descriptor number
+// (dup2) is how it is reopened for log rotation: writers never see a
+// closed descriptor.
+void set_access_fd(int fd) noexcept;
 
 // Appends `,"key":"value"` (escaped) or `,"key":number`.
 void append_json_field(fmt::memory_buffer& out, std::string_view key, std::string_view value);

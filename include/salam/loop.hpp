@@ -134,6 +134,8 @@ class Loop {
   detail::Operation* in_flight_ = nullptr;
   // Operations completed out of line, run on the next turn.
   std::vector<detail::Operation*> deferred_;
+  std::vector<detail::Operation*> deferred_batch_;  // the batch being completed
+
 
   // post(): a queue under a mutex (posting is rare and never on the
   // per-connection path) and an eventfd read that wakes the loop.

@@ -95,11 +95,12 @@ class EpollBackend final : public Backend {
       if ((ready & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) retry(fd, &FdState::reader);
       if ((ready & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) retry(fd, &FdState::writer);
     }
-    std::vector<Operation*> again;
-    again.swap(again_);
-    for (Operation* op : again) {
+    again_batch_.swap(again_);  // trading places: no allocation once warm
+    for (Operation* op : again_batch_) {
       if (slot_of(*op) == op) run_multishot(*op);
     }
+    again_batch_.clear();
+
   }
 
   void forget_fd(int fd) noexcept override {
@@ -265,6 +266,8 @@ class EpollBackend final : public Backend {
   int epoll_fd_ = -1;
   std::vector<FdState> fds_;
   std::vector<Operation*> again_;
+  std::vector<Operation*> again_batch_;
+
 };
 
 }  // namespace

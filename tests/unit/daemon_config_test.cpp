@@ -1,11 +1,11 @@
 // The daemon's configuration: durations, escapes, the TOML file, and the
 // order defaults → file → flags.
-#include <gtest/gtest.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <fstream>
 #include <string>
+
+#include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "cli.hpp"
 #include "config_file.hpp"
@@ -116,7 +116,8 @@ greet-first = true
 TEST_F(ConfigFile, ErrorsNameTheFileAndLine) {
   DaemonConfig config;
   try {
-    apply_config_file(config, write("threads = 1\n\n[[listen]]\naddress = \"127.0.0.1:1\"\nbacklog = -5\n"));
+    apply_config_file(
+        config, write("threads = 1\n\n[[listen]]\naddress = \"127.0.0.1:1\"\nbacklog = -5\n"));
     FAIL() << "accepted a negative backlog";
   } catch (const ConfigError& e) {
     EXPECT_EQ(std::string(e.what()), path_ + ":5: backlog must be between 1 and 1048576 (got -5)");
@@ -134,7 +135,8 @@ TEST_F(ConfigFile, FlagsOverrideTheFile) {
   EXPECT_EQ(config.threads, 1u);
   ASSERT_EQ(config.listeners.size(), 2u) << "without --listen, the file's listeners stay";
   EXPECT_EQ(config.listeners[0].options.message, "from the file");
-  for (const auto& listener : config.listeners) EXPECT_EQ(listener.options.read_timeout, Duration(3s));
+  for (const auto& listener : config.listeners)
+    EXPECT_EQ(listener.options.read_timeout, Duration(3s));
 
   overrides.listen = {"127.0.0.1:9"};
   overrides.service = "discard";
