@@ -24,7 +24,17 @@ namespace salam {
 
 // An address prefix: `10.0.0.0/8`, `2001:db8::/32`; a bare address is a
 // single host (/32 or /128). Host bits below the prefix must be zero
-// (`10.0.0.1/8` is refused as a probable typo).
+// (`10.0.0.1/8` is refused as a probable typo). The length is plain
+// decimal (no sign, no leading zero) within the family's range; brackets,
+// ports and zones (`%eth0`) are refused.
+//
+// Numbering: one 128-bit space for both families. An IPv6 address is its
+// own 128 bits; an IPv4 address a.b.c.d is numbered as ::ffff:a.b.c.d, its
+// IPv4-mapped form. So `10.0.0.0/8` and `::ffff:10.0.0.0/104` are the same
+// range (each keeps the family it was written in for to_string()), a
+// client arriving on a dual-stack socket as ::ffff:10.1.2.3 matches IPv4
+// rules, `0.0.0.0/0` is all of IPv4 (and only IPv4), `::/0` is everything.
+// The deprecated IPv4-compatible form ::a.b.c.d is plain IPv6.
 class IpPrefix {
  public:
   static std::optional<IpPrefix> try_parse(std::string_view text,
@@ -48,7 +58,8 @@ class IpPrefix {
   bool v4_ = true;
 };
 
-// The number an address has in IpPrefix's numbering.
+// The number an address has in IpPrefix's numbering. The port and an IPv6
+// scope (zone) are ignored.
 unsigned __int128 address_number(const SocketAddress& address) noexcept;
 
 enum class Access : std::uint8_t { allow, deny };
