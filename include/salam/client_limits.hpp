@@ -3,16 +3,37 @@
 //
 // A "client" is an address prefix — /32 for IPv4 and /64 for IPv6 by
 // default — so that one host with many addresses cannot slip past a limit.
+// An IPv4-mapped IPv6 address (::ffff:a.b.c.d, an IPv4 client on a
+// dual-stack socket) is an IPv4 client and uses ipv4_prefix.
 // Connections from one client may land on any shard, so the table is
-// shared; it is split into stripes, each behind its own mutex, so shards
-// rarely wait for one another and no lock covers the whole table.
+// shared; it is split into stripes (up to 64, by a seeded hash of the
+// client), each behind its own mutex, so shards rarely wait for one another
+// and no lock covers the whole table.
 //
-// Memory is bounded: the table holds at most `max_clients` entries. A new
-// client past that evicts the client idle for longest (one with no open
-// connection). One million distinct sources do not grow it past the cap.
+// Memory is bounded: the table holds at most `max_clients` entries, split
+// evenly over the stripes. A new client in a full stripe takes the place of
+// that stripe's client idle for longest (one with no open connection); an
+// evicted client comes back later with a full bucket. One million distinct
+// sources do not grow the table past the cap.
+//
+// If a new client's stripe is full of clients that all have connections
+// open, the client is admitted without being tracked: no limit applies to
+// that connection and its Admission holds nothing. Refusing instead would
+// let whoever holds many connections from many addresses lock innocent
+// newcomers out, the limit turned into the attack. It can only happen when
+// about max_clients / stripes clients have connections open in one stripe,
+// so keep max_clients at least twice the server's global connection cap
+// (the default, 100,000, is ten times the daemon's default of 10,000): the
+// global cap then refuses long before a stripe runs out of idle entries.
+//
+// With max_connections and rate both 0 nothing is tracked at all. The
+// constructor throws std::invalid_argument for options out of range
+// (prefixes beyond the family, negative rate, burst < 1 with a rate,
+// max_clients 0).
 //
 // Threading: thread-safe. An Admission must be released (destroyed) on any
-// thread after its connection closes.
+// thread after its connection closes. Lifetime: the ClientLimits must
+// outlive every Admission it gave.
 #pragma once
 
 #include <cstddef>
