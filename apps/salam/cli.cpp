@@ -92,6 +92,8 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
   const char* listening = "Listening";
   const char* service = "Service";
   const char* limits = "Limits and timeouts";
+  const char* access = "Access control";
+  const char* proxy = "PROXY protocol";
   const char* engine = "Engine";
   const char* logging = "Logging";
   const char* configuration = "Configuration";
@@ -129,6 +131,58 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
   option(app, "--drain-timeout", o.drain_timeout, "DURATION", limits,
          "On SIGTERM, how long connections may take to finish (default 10s)");
 
+  option(app, "--max-lifetime", o.max_lifetime, "DURATION", limits,
+         "Close connections older than this (default: no limit)");
+  option(app, "--min-rate", o.min_rate, "BYTES/S", limits,
+         "Close connections slower than this, in and out, on average (default 0: no limit)");
+  option(app, "--min-rate-grace", o.min_rate_grace, "DURATION", limits,
+         "How long a connection may be slow at first (default 10s)");
+  option(app, "--max-connections-per-client", o.max_connections_per_client, "N", limits,
+         "Connections one client may have open (default 0: no limit)");
+  option(app, "--connection-rate", o.connection_rate, "N", limits,
+         "New connections per second one client may open (default 0: no limit)");
+  option(app, "--connection-burst", o.connection_burst, "N", limits,
+         "Connections a client may open at once above that rate (default 10)");
+  option(app, "--client-prefix-v4", o.client_prefix_v4, "BITS", limits,
+         "IPv4 addresses that count as one client: /BITS (default 32)");
+  option(app, "--client-prefix-v6", o.client_prefix_v6, "BITS", limits,
+         "IPv6 addresses that count as one client: /BITS (default 64)");
+  option(app, "--max-clients", o.max_clients, "N", limits,
+         "Clients whose counts are kept; the idle longest are forgotten first (default 100000)");
+  option(app, "--limit-message", o.limit_message, "TEXT", limits,
+         "Send this to a client refused by a limit before closing (default: close at once)");
+
+  auto rule = [&o](const char* action) {
+    return [&o, action](const std::string& prefix) {
+      o.access_rules.push_back(std::string(action) + " " + prefix);
+    };
+  };
+  app.add_option_function<std::string>("--allow", rule("allow"),
+                                       "Allow clients from PREFIX (e.g. 10.0.0.0/8); rules are "
+                                       "tried in order, the first that matches decides")
+      ->type_name("PREFIX")
+      ->trigger_on_parse()
+      ->group(access);
+  app.add_option_function<std::string>("--deny", rule("deny"), "Deny clients from PREFIX")
+      ->type_name("PREFIX")
+      ->trigger_on_parse()
+      ->group(access);
+  option(app, "--access-file", o.access_file, "FILE", access,
+         "More rules, one per line ('allow PREFIX' or 'deny PREFIX'), re-read on SIGHUP");
+  option(app, "--access-default", o.access_default, "ACTION", access,
+         "allow (default) or deny: what happens when no rule matches");
+
+  option(
+      app, "--proxy-protocol", o.proxy_protocol, "MODE", proxy,
+      "off (default), required, or optional: read a PROXY v1/v2 header for the client's address");
+  app.add_option("--proxy-trusted", o.proxy_trusted,
+                 "PREFIX of balancers whose headers to believe; repeat for several (required with "
+                 "--proxy-protocol)")
+      ->type_name("PREFIX")
+      ->group(proxy);
+  option(app, "--proxy-timeout", o.proxy_timeout, "DURATION", proxy,
+         "How long to wait for the header (default 5s)");
+
   option(app, "-t,--threads", o.threads, "N", engine,
          "Event-loop threads, one per core by default (0)");
   option(app, "--backend", o.backend, "NAME", engine,
@@ -139,8 +193,9 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
   option(app, "--log-level", o.log_level, "LEVEL", logging,
          "debug, info (default), warning, error, critical or off");
   app.add_flag("-q,--quiet", o.quiet, "No log line per connection (start, stop and problems only)")
-
       ->group(logging);
+  option(app, "--access-log", o.access_log, "FILE", logging,
+         "Write the per-connection records to FILE (reopened on SIGHUP, for log rotation)");
 
   option(app, "-c,--config", o.config_file, "FILE", configuration,
          "Read a TOML configuration file; flags override it");
@@ -202,7 +257,49 @@ DaemonConfig load_configuration(const Overrides& o) {
     if (o.idle_timeout) set_timeout(options.idle_timeout, *o.idle_timeout, "--idle-timeout");
     if (o.greet_first) options.greet_first = true;
     if (o.quotes_file) options.quotes_file = *o.quotes_file;
+    if (!o.access_rules.empty()) {
+      listener.access.rules.clear();
+      for (const auto& rule : o.access_rules)
+        set_access_rule(listener.access, rule, "--allow/--deny");
+    }
+    if (o.access_file) listener.access.rules_file = *o.access_file;
+    if (o.access_default)
+      set_access_default(listener.access, *o.access_default, "--access-default");
+    if (o.proxy_protocol) set_proxy_mode(listener.proxy, *o.proxy_protocol, "--proxy-protocol");
+    if (!o.proxy_trusted.empty()) {
+      listener.proxy.trusted.clear();
+      for (const auto& prefix : o.proxy_trusted) {
+        add_proxy_trusted(listener.proxy, prefix, "--proxy-trusted");
+      }
+    }
+    if (o.proxy_timeout) set_timeout(listener.proxy.timeout, *o.proxy_timeout, "--proxy-timeout");
+    if (o.max_lifetime) set_timeout(listener.max_lifetime, *o.max_lifetime, "--max-lifetime");
+    if (o.min_rate) set_min_rate(listener, *o.min_rate, "--min-rate");
+    if (o.min_rate_grace)
+      set_timeout(listener.min_rate_grace, *o.min_rate_grace, "--min-rate-grace");
   }
+  ClientLimitOptions& limits = config.client_limits;
+  if (o.max_connections_per_client) {
+    set_client_limit(limits.max_connections, *o.max_connections_per_client, 1'000'000,
+                     "connections per client", "--max-connections-per-client");
+  }
+  if (o.connection_rate) {
+    set_client_rate(limits.rate, *o.connection_rate, "connection rate", "--connection-rate");
+  }
+  if (o.connection_burst) {
+    set_client_rate(limits.burst, *o.connection_burst, "connection burst", "--connection-burst");
+  }
+  if (o.client_prefix_v4)
+    set_client_prefix(limits.ipv4_prefix, *o.client_prefix_v4, 32, "--client-prefix-v4");
+  if (o.client_prefix_v6) {
+    set_client_prefix(limits.ipv6_prefix, *o.client_prefix_v6, 128, "--client-prefix-v6");
+  }
+  if (o.max_clients) {
+    set_client_limit(limits.max_clients, *o.max_clients, 100'000'000, "max clients",
+                     "--max-clients");
+  }
+  if (o.limit_message) set_message_text(config.limit_message, *o.limit_message, "--limit-message");
+  if (o.access_log) config.access_log = *o.access_log;
   if (o.threads) set_threads(config, *o.threads, "--threads");
   if (o.backend) set_backend(config, *o.backend, "--backend");
   if (o.max_connections) set_max_connections(config, *o.max_connections, "--max-connections");

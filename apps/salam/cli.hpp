@@ -26,6 +26,23 @@ struct Overrides {
   std::optional<std::string> quotes_file;
   std::optional<std::int64_t> backlog;
   bool reuse_port = false;
+  std::vector<std::string> access_rules;  // "allow PREFIX" / "deny PREFIX", in command-line order
+  std::optional<std::string> access_file;
+  std::optional<std::string> access_default;
+  std::optional<std::string> proxy_protocol;
+  std::vector<std::string> proxy_trusted;
+  std::optional<std::string> proxy_timeout;
+  std::optional<std::string> max_lifetime;
+  std::optional<std::int64_t> min_rate;
+  std::optional<std::string> min_rate_grace;
+  std::optional<std::int64_t> max_connections_per_client;
+  std::optional<double> connection_rate;
+  std::optional<double> connection_burst;
+  std::optional<std::int64_t> client_prefix_v4;
+  std::optional<std::int64_t> client_prefix_v6;
+  std::optional<std::int64_t> max_clients;
+  std::optional<std::string> limit_message;
+  std::optional<std::string> access_log;
   std::optional<std::int64_t> threads;
   std::optional<std::string> backend;
   std::optional<std::int64_t> max_connections;

@@ -18,8 +18,20 @@ std::string_view to_string(CloseReason reason) noexcept {
       return "timeout_first_byte";
     case CloseReason::timeout_idle:
       return "timeout_idle";
+    case CloseReason::timeout_lifetime:
+      return "timeout_lifetime";
+    case CloseReason::timeout_proxy:
+      return "timeout_proxy";
+    case CloseReason::too_slow:
+      return "too_slow";
+    case CloseReason::denied:
+      return "denied";
     case CloseReason::limit_conns:
       return "limit_conns";
+    case CloseReason::limit_rate:
+      return "limit_rate";
+    case CloseReason::proxy_error:
+      return "proxy_error";
     case CloseReason::shutdown:
       return "shutdown";
     case CloseReason::server_error:

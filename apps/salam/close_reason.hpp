@@ -14,10 +14,25 @@ enum class CloseReason : std::uint8_t {
   client_reset,        // the client reset the connection
   timeout_first_byte,  // nothing arrived within the read timeout
   timeout_idle,        // nothing moved for the idle timeout
-  limit_conns,         // refused: too many connections
+  timeout_lifetime,    // the connection reached its maximum lifetime
+  timeout_proxy,       // the PROXY header did not arrive in time
+  too_slow,            // below the minimum transfer rate
+  denied,              // refused by the access list
+  limit_conns,         // refused: too many connections (all, or this client's)
+  limit_rate,          // refused: this client opens connections too fast
+  proxy_error,         // a PROXY header missing, malformed, or from an untrusted peer
   shutdown,            // cut short by the drain deadline
   server_error,        // a failure on the server's side (out of buffers, ...)
 };
+
+inline constexpr int kCloseReasons = static_cast<int>(CloseReason::server_error) + 1;
+
+// Refusals: the connection never reached its service.
+constexpr bool is_refusal(CloseReason reason) noexcept {
+  return reason == CloseReason::denied || reason == CloseReason::limit_conns ||
+         reason == CloseReason::limit_rate || reason == CloseReason::proxy_error ||
+         reason == CloseReason::timeout_proxy;
+}
 
 std::string_view to_string(CloseReason reason) noexcept;
 

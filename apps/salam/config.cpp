@@ -1,5 +1,8 @@
 #include "config.hpp"
 
+#include <fstream>
+#include <iterator>
+
 #include <fmt/format.h>
 
 #include <salam/address.hpp>
@@ -30,6 +33,46 @@ std::string service_names() {
     names += service.name;
   }
   return names;
+}
+
+void finish_access(ListenerConfig& listener) {
+  AccessConfig& access = listener.access;
+  std::vector<AccessRule> rules = access.rules;
+  if (!access.rules_file.empty()) {
+    std::ifstream file(access.rules_file);
+    if (!file) {
+      throw ConfigError(listener.origin,
+                        fmt::format("cannot read access rules file '{}'", access.rules_file));
+    }
+    const std::string text((std::istreambuf_iterator<char>(file)),
+                           std::istreambuf_iterator<char>());
+    try {
+      auto from_file = AccessList::parse_rules(text, access.rules_file);
+      rules.insert(rules.end(), from_file.begin(), from_file.end());
+    } catch (const std::invalid_argument& e) {
+      throw ConfigError("", e.what());
+    }
+  }
+  if (rules.empty() && access.default_action == Access::allow) {
+    access.list.reset();  // nothing to check
+    return;
+  }
+  access.list = std::make_shared<const AccessList>(rules, access.default_action);
+}
+
+void finish_proxy(ListenerConfig& listener) {
+  ProxyConfig& proxy = listener.proxy;
+  if (proxy.mode == ProxyMode::off) return;
+  if (proxy.trusted.empty()) {
+    throw ConfigError(
+        listener.origin,
+        "the PROXY protocol needs proxy-trusted: the addresses of the balancers whose "
+        "headers to believe");
+  }
+  std::vector<AccessRule> rules;
+  for (const auto& prefix : proxy.trusted)
+    rules.push_back(AccessRule{Access::allow, prefix});
+  proxy.trusted_list = std::make_shared<const AccessList>(rules, Access::deny);
 }
 
 }  // namespace
@@ -63,14 +106,18 @@ void set_backlog(ListenerConfig& listener, std::int64_t value, std::string_view 
   listener.backlog = static_cast<int>(value);
 }
 
-void set_message(ServiceOptions& options, std::string_view escaped, std::string_view where) {
+void set_message_text(std::string& field, std::string_view escaped, std::string_view where) {
   std::string why;
   auto message = unescape(escaped, &why);
   if (!message) throw ConfigError(where, "bad message: " + why);
   if (message->size() > kMaxMessage) {
     throw ConfigError(where, fmt::format("message longer than {} bytes", kMaxMessage));
   }
-  options.message = std::move(*message);
+  field = std::move(*message);
+}
+
+void set_message(ServiceOptions& options, std::string_view escaped, std::string_view where) {
+  set_message_text(options.message, escaped, where);
 }
 
 void set_read_size(ServiceOptions& options, std::int64_t value, std::string_view where) {
@@ -86,6 +133,69 @@ void set_timeout(Duration& field, std::string_view value, std::string_view where
                                          value));
   }
   field = *duration;
+}
+
+void set_access_rule(AccessConfig& access, std::string_view rule, std::string_view where) {
+  std::vector<AccessRule> rules;
+  try {
+    rules = AccessList::parse_rules(rule, where);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError("", e.what());  // it names `where` already
+  }
+  if (rules.size() != 1) throw ConfigError(where, fmt::format("expected one rule, got '{}'", rule));
+  access.rules.push_back(rules.front());
+}
+
+void set_access_default(AccessConfig& access, std::string_view value, std::string_view where) {
+  if (value == "allow") {
+    access.default_action = Access::allow;
+  } else if (value == "deny") {
+    access.default_action = Access::deny;
+  } else {
+    throw ConfigError(where, fmt::format("expected allow or deny, not '{}'", value));
+  }
+}
+
+void set_proxy_mode(ProxyConfig& proxy, std::string_view value, std::string_view where) {
+  if (value == "off") {
+    proxy.mode = ProxyMode::off;
+  } else if (value == "required") {
+    proxy.mode = ProxyMode::required;
+  } else if (value == "optional") {
+    proxy.mode = ProxyMode::optional;
+  } else {
+    throw ConfigError(where, fmt::format("expected off, required or optional, not '{}'", value));
+  }
+}
+
+void add_proxy_trusted(ProxyConfig& proxy, std::string_view prefix, std::string_view where) {
+  std::string_view why;
+  auto parsed = IpPrefix::try_parse(prefix, &why);
+  if (!parsed) throw ConfigError(where, fmt::format("bad address prefix '{}': {}", prefix, why));
+  proxy.trusted.push_back(*parsed);
+}
+
+void set_min_rate(ListenerConfig& listener, std::int64_t value, std::string_view where) {
+  check_range(value, 0, 1'000'000'000, "minimum rate (bytes per second)", where);
+  listener.min_rate = static_cast<double>(value);
+}
+
+void set_client_limit(std::size_t& field, std::int64_t value, std::int64_t max,
+                      std::string_view what, std::string_view where) {
+  check_range(value, 0, max, what, where);
+  field = static_cast<std::size_t>(value);
+}
+
+void set_client_rate(double& field, double value, std::string_view what, std::string_view where) {
+  if (!(value >= 0 && value <= 1e6)) {
+    throw ConfigError(where, fmt::format("{} must be between 0 and 1000000 (got {})", what, value));
+  }
+  field = value;
+}
+
+void set_client_prefix(int& field, std::int64_t value, int max, std::string_view where) {
+  check_range(value, 1, max, "client prefix length", where);
+  field = static_cast<int>(value);
 }
 
 void set_threads(DaemonConfig& config, std::int64_t value, std::string_view where) {
@@ -126,19 +236,31 @@ void set_log_level(DaemonConfig& config, std::string_view value, std::string_vie
 
 void finish(DaemonConfig& config) {
   if (config.listeners.empty()) throw ConfigError("", "no listener configured");
+  const auto& limits = config.client_limits;
+  if (limits.rate > 0 && limits.burst < 1) {
+    throw ConfigError("", "connection-burst must be at least 1 when connection-rate is set");
+  }
+
+  if ((limits.max_connections > 0 || limits.rate > 0) &&
+      limits.max_clients < config.max_connections) {
+    throw ConfigError("", fmt::format("max-clients ({}) must be at least max-connections ({}), so "
+                                      "that every open connection's client can be tracked",
+                                      limits.max_clients, config.max_connections));
+  }
   for (std::size_t i = 0; i < config.listeners.size(); ++i) {
     auto& listener = config.listeners[i];
     // Port 0 asks for a free port, so it never clashes.
     const bool any_port = listener.address.ends_with(":0");
     for (std::size_t j = 0; j < i && !any_port; ++j) {
       if (config.listeners[j].address == listener.address) {
-
         throw ConfigError(listener.origin,
                           fmt::format("address {} is already used by the listener "
                                       "at {}",
                                       listener.address, config.listeners[j].origin));
       }
     }
+    finish_access(listener);
+    finish_proxy(listener);
     if (listener.service == "qotd") {
       listener.options.quotes = load_quotes(listener.options.quotes_file, listener.origin);
     }

@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include <salam/access_list.hpp>
+#include <salam/client_limits.hpp>
 #include <salam/log.hpp>
 #include <salam/loop.hpp>
 #include <salam/time.hpp>
@@ -42,13 +44,39 @@ struct ServiceOptions {
   std::shared_ptr<const Quotes> quotes;
 };
 
+// Who may connect: rules tried in order (the inline ones, then the
+// file's), then the default. finish() compiles them into `list`.
+struct AccessConfig {
+  std::vector<AccessRule> rules;
+  std::string rules_file;  // re-read on every reload
+  Access default_action = Access::allow;
+  std::shared_ptr<const AccessList> list;
+};
+
+enum class ProxyMode : std::uint8_t { off, required, optional };
+
+// The PROXY protocol on a listener: a header is read only from `trusted`
+// peers; `required` refuses connections without one, `optional` also
+// serves trusted peers that send none.
+struct ProxyConfig {
+  ProxyMode mode = ProxyMode::off;
+  std::vector<IpPrefix> trusted;
+  Duration timeout = 5s;
+  std::shared_ptr<const AccessList> trusted_list;  // made by finish()
+};
+
 struct ListenerConfig {
   std::string address = "127.0.0.1:8888";
   std::string service = "greet";
   int backlog = 4096;
   bool reuse_port = false;
   ServiceOptions options;
-  std::string origin;  // where it was defined, for messages
+  AccessConfig access;
+  ProxyConfig proxy;
+  Duration max_lifetime{};        // 0: none
+  double min_rate = 0;            // bytes per second in and out; 0: none
+  Duration min_rate_grace = 10s;  // before the minimum rate applies
+  std::string origin;             // where it was defined, for messages
 };
 
 struct DaemonConfig {
@@ -59,7 +87,10 @@ struct DaemonConfig {
   log::Format log_format = log::Format::text;
   log::Level log_level = log::Level::info;
   bool log_connections = true;  // a line when each connection opens and closes
-
+  std::string access_log;       // a file for the access records; empty: the main log
+  // Per-client limits (off unless asked for: max_connections and rate 0).
+  ClientLimitOptions client_limits;
+  std::string limit_message;  // sent to clients refused by a limit, then close
   std::string config_file;
   std::vector<ListenerConfig> listeners;
 };
@@ -69,8 +100,19 @@ void set_address(ListenerConfig& listener, std::string_view value, std::string_v
 void set_service(ListenerConfig& listener, std::string_view value, std::string_view where);
 void set_backlog(ListenerConfig& listener, std::int64_t value, std::string_view where);
 void set_message(ServiceOptions& options, std::string_view escaped, std::string_view where);
+void set_message_text(std::string& field, std::string_view escaped, std::string_view where);
+
 void set_read_size(ServiceOptions& options, std::int64_t value, std::string_view where);
 void set_timeout(Duration& field, std::string_view value, std::string_view where);
+void set_access_rule(AccessConfig& access, std::string_view rule, std::string_view where);
+void set_access_default(AccessConfig& access, std::string_view value, std::string_view where);
+void set_proxy_mode(ProxyConfig& proxy, std::string_view value, std::string_view where);
+void add_proxy_trusted(ProxyConfig& proxy, std::string_view prefix, std::string_view where);
+void set_min_rate(ListenerConfig& listener, std::int64_t value, std::string_view where);
+void set_client_limit(std::size_t& field, std::int64_t value, std::int64_t max,
+                      std::string_view what, std::string_view where);
+void set_client_rate(double& field, double value, std::string_view what, std::string_view where);
+void set_client_prefix(int& field, std::int64_t value, int max, std::string_view where);
 void set_threads(DaemonConfig& config, std::int64_t value, std::string_view where);
 void set_backend(DaemonConfig& config, std::string_view value, std::string_view where);
 void set_max_connections(DaemonConfig& config, std::int64_t value, std::string_view where);

@@ -23,6 +23,20 @@ class FileReader {
     if (const auto* value = node.as_string()) return value->get();
     throw ConfigError(where(node.source()), fmt::format("'{}' must be a string", key));
   }
+  double number(const toml::node& node, std::string_view key) const {
+    if (auto value = node.value<double>()) return *value;  // an integer converts too
+    throw ConfigError(where(node.source()), fmt::format("'{}' must be a number", key));
+  }
+  // Calls `each` with every string of an array, and where it is.
+  template <typename Each>
+  void strings(const toml::node& node, std::string_view key, Each&& each) const {
+    const auto* list = node.as_array();
+    if (list == nullptr) {
+      throw ConfigError(where(node.source()), fmt::format("'{}' must be an array of strings", key));
+    }
+    for (const auto& item : *list)
+      each(string(item, key), where(item.source()));
+  }
   bool boolean(const toml::node& node, std::string_view key) const {
     if (auto value = node.value_exact<bool>()) return *value;
     throw ConfigError(where(node.source()), fmt::format("'{}' must be true or false", key));
@@ -60,6 +74,28 @@ class FileReader {
         options.greet_first = boolean(node, name);
       } else if (name == "quotes-file") {
         options.quotes_file = std::string(string(node, name));
+      } else if (name == "access") {
+        strings(node, name, [&](std::string_view rule, const std::string& rule_at) {
+          set_access_rule(listener.access, rule, rule_at);
+        });
+      } else if (name == "access-file") {
+        listener.access.rules_file = std::string(string(node, name));
+      } else if (name == "access-default") {
+        set_access_default(listener.access, string(node, name), at);
+      } else if (name == "proxy-protocol") {
+        set_proxy_mode(listener.proxy, string(node, name), at);
+      } else if (name == "proxy-trusted") {
+        strings(node, name, [&](std::string_view prefix, const std::string& prefix_at) {
+          add_proxy_trusted(listener.proxy, prefix, prefix_at);
+        });
+      } else if (name == "proxy-timeout") {
+        set_timeout(listener.proxy.timeout, string(node, name), at);
+      } else if (name == "max-lifetime") {
+        set_timeout(listener.max_lifetime, string(node, name), at);
+      } else if (name == "min-rate") {
+        set_min_rate(listener, integer(node, name), at);
+      } else if (name == "min-rate-grace") {
+        set_timeout(listener.min_rate_grace, string(node, name), at);
       } else {
         unknown(key, " in [[listen]]");
       }
@@ -87,6 +123,24 @@ class FileReader {
         set_log_level(config, string(node, name), at);
       } else if (name == "log-connections") {
         config.log_connections = boolean(node, name);
+      } else if (name == "access-log") {
+        config.access_log = std::string(string(node, name));
+      } else if (name == "max-connections-per-client") {
+        set_client_limit(config.client_limits.max_connections, integer(node, name), 1'000'000,
+                         "connections per client", at);
+      } else if (name == "connection-rate") {
+        set_client_rate(config.client_limits.rate, number(node, name), "connection rate", at);
+      } else if (name == "connection-burst") {
+        set_client_rate(config.client_limits.burst, number(node, name), "connection burst", at);
+      } else if (name == "client-prefix-v4") {
+        set_client_prefix(config.client_limits.ipv4_prefix, integer(node, name), 32, at);
+      } else if (name == "client-prefix-v6") {
+        set_client_prefix(config.client_limits.ipv6_prefix, integer(node, name), 128, at);
+      } else if (name == "max-clients") {
+        set_client_limit(config.client_limits.max_clients, integer(node, name), 100'000'000,
+                         "max clients", at);
+      } else if (name == "limit-message") {
+        set_message_text(config.limit_message, string(node, name), at);
 
       } else if (name == "listen") {
         const auto* list = node.as_array();
@@ -118,6 +172,16 @@ void apply_config_file(DaemonConfig& config, const std::string& path) {
     throw ConfigError(fmt::format("{}:{}", path, e.source().begin.line), e.description());
   }
   FileReader(path).root(table, config);
+}
+
+void apply_config_text(DaemonConfig& config, std::string_view text, const std::string& name) {
+  toml::table table;
+  try {
+    table = toml::parse(text, name);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(fmt::format("{}:{}", name, e.source().begin.line), e.description());
+  }
+  FileReader(name).root(table, config);
 }
 
 }  // namespace salam::daemon

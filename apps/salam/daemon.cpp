@@ -1,8 +1,9 @@
 #include "daemon.hpp"
 
-#include <salam/log.hpp>
+#include <algorithm>
+#include <stdexcept>
 
-#include "session.hpp"
+#include <salam/log.hpp>
 
 namespace salam::daemon {
 
@@ -22,32 +23,51 @@ bool same_socket(const ListenerConfig& a, const ListenerConfig& b) {
   return a.backlog == b.backlog && a.reuse_port == b.reuse_port;
 }
 
+bool same_limits(const ClientLimitOptions& a, const ClientLimitOptions& b) {
+  return a.max_connections == b.max_connections && a.rate == b.rate && a.burst == b.burst &&
+         a.ipv4_prefix == b.ipv4_prefix && a.ipv6_prefix == b.ipv6_prefix &&
+         a.max_clients == b.max_clients;
+}
+
 }  // namespace
 
 Daemon::Daemon(Overrides overrides, DaemonConfig config)
     : overrides_(std::move(overrides)),
       config_(std::move(config)),
       budget_(config_.max_connections) {
+  if (std::string error = access_log_.open(config_.access_log); !error.empty()) {
+    throw std::runtime_error(error);
+  }
+  apply_client_limits(config_.client_limits);
   ServerOptions options;
   options.threads = config_.threads;
   options.loop.backend = config_.backend;
   server_ = std::make_unique<Server>(options);
-  for (const auto& listener : config_.listeners)
-    active_.push_back(Active{listener, open(listener, config_.log_connections)});
+  for (const auto& listener : config_.listeners) {
+    auto stats = std::make_shared<ListenerStats>();
+    active_.push_back(Active{listener, open(listener, config_, stats), stats});
+  }
 }
 
 int Daemon::run() {
-  return run_until_signal(*server_, config_.drain_timeout, [this] { reload(); });
+  const int status = run_until_signal(*server_, config_.drain_timeout, [this] { reload(); });
+  log_refusals();
+  return status;
 }
 
-HandlerFactory Daemon::handler_for(const ListenerConfig& listener, bool log_connections) {
+HandlerFactory Daemon::handler_for(const ListenerConfig& listener, const DaemonConfig& config,
+                                   std::shared_ptr<ListenerStats> stats) {
   auto shared = std::make_shared<ListenerRuntime>();
   shared->config = listener;
   shared->service = find_service(listener.service);
   shared->budget = &budget_;
+  shared->limits = limits_;
+  shared->limit_message = config.limit_message;
+  shared->stats = std::move(stats);
   shared->is_unix = listener.address.starts_with("unix:");
-  shared->log_connections = log_connections;
-
+  shared->log_connections = config.log_connections;
+  shared->needs_peer = config.log_connections || listener.access.list || limits_ ||
+                       listener.proxy.mode != ProxyMode::off;
   return [shared] {
     // Each shard gets its own copy: sessions count references shard-locally.
     auto local = std::make_shared<const ListenerRuntime>(*shared);
@@ -55,19 +75,19 @@ HandlerFactory Daemon::handler_for(const ListenerConfig& listener, bool log_conn
   };
 }
 
-std::size_t Daemon::open(const ListenerConfig& listener, bool log_connections) {
+std::size_t Daemon::open(const ListenerConfig& listener, const DaemonConfig& config,
+                         std::shared_ptr<ListenerStats> stats) {
   const std::size_t index =
-      server_->listen(listen_options(listener), handler_for(listener, log_connections));
+      server_->listen(listen_options(listener), handler_for(listener, config, stats));
   // Logs name the listener by where it really listens (port 0 becomes the
   // port the kernel chose).
   if (std::string bound = server_->local_address(index); bound != listener.address) {
     ListenerConfig named = listener;
     named.address = std::move(bound);
-    server_->replace_handler(index, handler_for(named, log_connections));
+    server_->replace_handler(index, handler_for(named, config, stats));
   }
   return index;
 }
-
 
 const Daemon::Active* Daemon::find(const std::string& address) const {
   for (const auto& active : active_) {
@@ -76,9 +96,22 @@ const Daemon::Active* Daemon::find(const std::string& address) const {
   return nullptr;
 }
 
+void Daemon::apply_client_limits(const ClientLimitOptions& options) {
+  if (options.max_connections == 0 && options.rate == 0) {
+    limits_.reset();
+  } else if (!limits_ || !same_limits(limits_->options(), options)) {
+    // A new table: connections already open keep counting in the old one,
+    // which lives as long as they do.
+    limits_ = std::make_shared<ClientLimits>(options);
+  }
+}
+
 void Daemon::reload() {
   if (!overrides_.config_file) {
     log::warning("SIGHUP: no configuration file to re-read (start salam with --config FILE)");
+    // Log rotation still works without one.
+    if (std::string error = access_log_.open(config_.access_log); !error.empty())
+      log::error("{}", error);
     return;
   }
   DaemonConfig next;
@@ -88,16 +121,21 @@ void Daemon::reload() {
     log::error("reload rejected, the running configuration stays: {}", e.what());
     return;
   }
+  const std::shared_ptr<ClientLimits> previous_limits = limits_;
+  apply_client_limits(next.client_limits);
 
   // New listeners first: if one cannot be opened, nothing changes.
   std::vector<Active> added;
   for (const auto& listener : next.listeners) {
     if (find(listener.address) != nullptr) continue;
     try {
-      added.push_back(Active{listener, open(listener, next.log_connections)});
+      auto stats = std::make_shared<ListenerStats>();
+      added.push_back(Active{listener, open(listener, next, stats), stats});
     } catch (const std::exception& e) {
       for (const auto& undo : added)
         server_->close_listener(undo.index);
+      limits_ = previous_limits;
+
       log::error("reload rejected, the running configuration stays: {}", e.what());
       return;
     }
@@ -115,8 +153,8 @@ void Daemon::reload() {
       log::warning("{}: backlog and reuse-port changes take effect when the listener is reopened",
                    wanted->origin);
     }
-    server_->replace_handler(active.index, handler_for(*wanted, next.log_connections));
-    kept.push_back(Active{*wanted, active.index});
+    server_->replace_handler(active.index, handler_for(*wanted, next, active.stats));
+    kept.push_back(Active{*wanted, active.index, active.stats});
   }
   kept.insert(kept.end(), added.begin(), added.end());
   active_ = std::move(kept);
@@ -124,11 +162,29 @@ void Daemon::reload() {
   if (next.threads != config_.threads || next.backend != config_.backend) {
     log::warning("threads and backend changes take effect at the next start");
   }
+  // Reopened on every reload, for log rotation; a failure keeps the old file.
+  if (std::string error = access_log_.open(next.access_log); !error.empty()) {
+    log::error("{}", error);
+    next.access_log = config_.access_log;
+  }
   budget_.set_limit(next.max_connections);
+
   log::configure({next.log_level, next.log_format, log::settings().fd});
   config_ = std::move(next);
-
   log::info("configuration reloaded from {}: {} listener(s)", config_.config_file, active_.size());
+}
+
+void Daemon::log_refusals() const {
+  for (const auto& active : active_) {
+    std::string counts;
+    for (int reason = 0; reason < kCloseReasons; ++reason) {
+      const auto count = active.stats->refused[reason].load(std::memory_order_relaxed);
+      if (count == 0) continue;
+      counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", count,
+                            to_string(static_cast<CloseReason>(reason)));
+    }
+    if (!counts.empty()) log::info("{}: refused {}", active.config.address, counts);
+  }
 }
 
 }  // namespace salam::daemon

@@ -12,8 +12,10 @@
 #include <salam/connection_budget.hpp>
 #include <salam/server.hpp>
 
+#include "access_log_file.hpp"
 #include "cli.hpp"
 #include "config.hpp"
+#include "session.hpp"
 
 namespace salam::daemon {
 
@@ -28,16 +30,23 @@ class Daemon {
   struct Active {
     ListenerConfig config;
     std::size_t index;
+    std::shared_ptr<ListenerStats> stats;
   };
 
-  HandlerFactory handler_for(const ListenerConfig& listener, bool log_connections);
-  std::size_t open(const ListenerConfig& listener, bool log_connections);
+  HandlerFactory handler_for(const ListenerConfig& listener, const DaemonConfig& config,
+                             std::shared_ptr<ListenerStats> stats);
+  std::size_t open(const ListenerConfig& listener, const DaemonConfig& config,
+                   std::shared_ptr<ListenerStats> stats);
   const Active* find(const std::string& address) const;
+  void apply_client_limits(const ClientLimitOptions& options);
   void reload();
+  void log_refusals() const;
 
   Overrides overrides_;
   DaemonConfig config_;
   ConnectionBudget budget_;
+  std::shared_ptr<ClientLimits> limits_;  // null when no per-client limit is set
+  AccessLogFile access_log_;
   std::unique_ptr<Server> server_;
   std::vector<Active> active_;
 };

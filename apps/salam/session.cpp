@@ -1,29 +1,37 @@
 #include "session.hpp"
 
 #include <chrono>
+#include <optional>
+#include <vector>
 
 #include <salam/log.hpp>
+#include <salam/proxy_protocol.hpp>
 
 namespace salam::daemon {
 
 namespace {
 
-// Who the client is, for logs: its address, or the socket path for a
-// Unix listener.
-void append_client(fmt::memory_buffer& out, const Connection& client,
-                   const ListenerRuntime& listener) {
-  if (listener.is_unix) {
-    out.append(std::string_view(listener.config.address));
+struct Session {
+  TimePoint started = Clock::now();
+
+  std::optional<SocketAddress> peer;    // the TCP peer (none on a Unix socket)
+  std::optional<SocketAddress> client;  // the peer, or the client a PROXY header names
+  std::string_view detail;              // why, for a refusal (a static string)
+};
+
+void append_who(fmt::memory_buffer& out, const std::optional<SocketAddress>& address,
+                const ListenerRuntime& listener) {
+  if (address) {
+    format_address(out, *address);
   } else {
-    format_address(out, client.peer());
+    out.append(std::string_view(listener.config.address));  // unix:/path
   }
 }
 
-void log_connected(const Connection& client, const ListenerRuntime& listener) {
+void log_connected(const Session& session, const ListenerRuntime& listener) {
   if (!listener.log_connections || !log::enabled(log::Level::info)) return;
-
   fmt::memory_buffer who;
-  append_client(who, client, listener);
+  append_who(who, session.client, listener);
   const std::string_view who_text(who.data(), who.size());
   if (log::settings().format == log::Format::json) {
     log::json_event(log::Level::info, "connected", [&](fmt::memory_buffer& out) {
@@ -36,51 +44,189 @@ void log_connected(const Connection& client, const ListenerRuntime& listener) {
   }
 }
 
-void log_closed(const Connection& client, const ListenerRuntime& listener, CloseReason reason,
-                Duration lasted) {
-  if (!listener.log_connections || !log::enabled(log::Level::info)) return;
-
+void write_record(const Connection& client, const Session& session, const ListenerRuntime& listener,
+                  CloseReason reason) {
   fmt::memory_buffer who;
-  append_client(who, client, listener);
+  append_who(who, session.client, listener);
   const std::string_view who_text(who.data(), who.size());
-  const double milliseconds = std::chrono::duration<double, std::milli>(lasted).count();
-  if (log::settings().format == log::Format::json) {
-    log::json_event(log::Level::info, "closed", [&](fmt::memory_buffer& out) {
-      log::append_json_field(out, "client", who_text);
-      log::append_json_field(out, "listener", listener.config.address);
-      log::append_json_field(out, "service", listener.config.service);
-      log::append_json_field(out, "bytes_in", client.bytes_in());
-      log::append_json_field(out, "bytes_out", client.bytes_out());
-      log::append_json_field(out, "duration_ms", milliseconds);
-      log::append_json_field(out, "reason", to_string(reason));
-    });
-  } else {
-    log::info("client {} closed: {}, {} bytes in, {} bytes out, {:.3f} ms", who_text,
-              to_string(reason), client.bytes_in(), client.bytes_out(), milliseconds);
+  fmt::memory_buffer via;
+  if (session.peer && session.client && !(*session.peer == *session.client)) {
+    format_address(via, *session.peer);
   }
+  const std::string_view via_text(via.data(), via.size());
+  const double milliseconds =
+      std::chrono::duration<double, std::milli>(Clock::now() - session.started).count();
+  if (log::settings().format == log::Format::json) {
+    log::json_event(
+        log::Level::info, "closed",
+        [&](fmt::memory_buffer& out) {
+          log::append_json_field(out, "client", who_text);
+          if (!via_text.empty()) log::append_json_field(out, "peer", via_text);
+          log::append_json_field(out, "listener", listener.config.address);
+          log::append_json_field(out, "service", listener.config.service);
+          log::append_json_field(out, "bytes_in", client.bytes_in());
+          log::append_json_field(out, "bytes_out", client.bytes_out());
+          log::append_json_field(out, "duration_ms", milliseconds);
+          log::append_json_field(out, "reason", to_string(reason));
+          if (!session.detail.empty()) log::append_json_field(out, "detail", session.detail);
+        },
+        log::Stream::access);
+  } else {
+    log::access_line("client {}{}{} closed: {}{}{}{}, {} bytes in, {} bytes out, {:.3f} ms",
+                     who_text, via_text.empty() ? "" : " via ", via_text, to_string(reason),
+                     session.detail.empty() ? "" : " (", session.detail,
+                     session.detail.empty() ? "" : ")", client.bytes_in(), client.bytes_out(),
+                     milliseconds);
+  }
+}
+
+void record(const Connection& client, const Session& session, const ListenerRuntime& listener,
+            CloseReason reason) {
+  if (is_refusal(reason)) {
+    listener.stats->refused[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
+    std::uint64_t suppressed = 0;
+    if (!listener.refusal_records.allow(Clock::now(), suppressed)) return;
+    if (suppressed > 0) {
+      log::warning("{}: {} refused connection(s) not logged one by one (too many at once)",
+                   listener.config.address, suppressed);
+    }
+  } else if (!listener.log_connections) {
+    return;
+  }
+  if (log::enabled(log::Level::info)) write_record(client, session, listener, reason);
+}
+
+// Reads the PROXY header, if the listener wants one, and learns the real
+// client from it. Returns a reason if the connection is refused.
+Task<std::optional<CloseReason>> accept_proxy_header(Connection& client,
+                                                     const ListenerRuntime& listener,
+                                                     Session& session) {
+  const ProxyConfig& proxy = listener.config.proxy;
+  // Only trusted balancers may say who the client is; from anyone else a
+  // header is never applied.
+  if (!session.peer || proxy.trusted_list->check(*session.peer) != Access::allow) {
+    if (proxy.mode == ProxyMode::optional) co_return std::nullopt;  // a direct client
+    session.detail = "untrusted peer";
+    co_return CloseReason::proxy_error;
+  }
+  const Deadline deadline(proxy.timeout);
+  std::vector<std::byte> received;
+  for (;;) {
+    auto input = co_await client.read(proxy::kDefaultMaxV2Length - received.size(), deadline);
+    if (!input) {
+      if (input.error() == timed_out()) co_return CloseReason::timeout_proxy;
+      co_return reason_for(input.error(), CloseReason::timeout_proxy);
+    }
+    if (input->empty()) {
+      session.detail = "closed before the header ended";
+      co_return CloseReason::proxy_error;
+    }
+    received.insert(received.end(), input->bytes().begin(), input->bytes().end());
+    if (proxy.mode == ProxyMode::optional) {
+      const auto detected = proxy::detect(received);
+      if (detected == proxy::Detection::need_more) continue;
+      if (detected == proxy::Detection::not_header) {
+        client.unread(received);  // all of it is the client's
+        co_return std::nullopt;
+      }
+    }
+    const proxy::ParseResult parsed = proxy::parse(received);
+    if (parsed.status == proxy::Status::incomplete) continue;
+    if (parsed.status == proxy::Status::invalid) {
+      session.detail = parsed.error;
+      co_return CloseReason::proxy_error;
+    }
+    // LOCAL (a health check) and headers without addresses keep the peer.
+    if (parsed.header.source) session.client = *parsed.header.source;
+    client.unread(std::span(received).subspan(parsed.header.length));
+    co_return std::nullopt;
+  }
+}
+
+std::optional<CloseReason> check_client(const ListenerRuntime& listener, const Session& session,
+                                        ClientLimits::Admission& admission) {
+  if (!session.client) return std::nullopt;  // a Unix socket client: no address to judge
+  const auto& access = listener.config.access.list;
+  if (access && access->check(*session.client) == Access::deny) return CloseReason::denied;
+  if (listener.limits) {
+    admission = listener.limits->admit(*session.client, Clock::now());
+    switch (admission.verdict()) {
+      case ClientLimits::Verdict::admitted:
+        break;
+      case ClientLimits::Verdict::too_many_connections:
+        return CloseReason::limit_conns;
+      case ClientLimits::Verdict::too_fast:
+        return CloseReason::limit_rate;
+    }
+  }
+  return std::nullopt;
+}
+
+// A timeout may have come from a cap of the whole connection rather than
+// from the service's own deadline.
+CloseReason refine(CloseReason reason, const Connection& client) {
+  if (reason != CloseReason::timeout_first_byte && reason != CloseReason::timeout_idle)
+    return reason;
+  switch (client.expiry()) {
+    case Connection::Expiry::lifetime:
+      return CloseReason::timeout_lifetime;
+    case Connection::Expiry::rate:
+      return CloseReason::too_slow;
+    case Connection::Expiry::none:
+      break;
+  }
+  return reason;
 }
 
 }  // namespace
 
+bool RefusalRecords::allow(TimePoint now, std::uint64_t& suppressed) noexcept {
+  const double elapsed = std::chrono::duration<double>(now - last_).count();
+  last_ = now;
+  tokens_ = std::min(kBurst, tokens_ + elapsed * kPerSecond);
+  if (tokens_ < 1) {
+    ++suppressed_;
+    return false;
+  }
+  tokens_ -= 1;
+  suppressed = std::exchange(suppressed_, 0);
+  return true;
+}
+
 Task<> serve_session(Connection client, std::shared_ptr<const ListenerRuntime> listener) {
-  const TimePoint started = Clock::now();
-  // Learn the peer while the socket is open (it is logged after closing).
-  if (listener->log_connections && !listener->is_unix) (void)client.peer();
+  const ListenerRuntime& l = *listener;
+  Session session;
+  // The peer's address costs a system call on io_uring (multishot accept
+  // does not report it): ask only when something will use it. A refusal's
+  // record does, and asks then.
+  if (!l.is_unix && l.needs_peer) session.peer = session.client = client.peer();
+
+  std::optional<CloseReason> refused;
+  ConnectionBudget::Ticket place = l.budget->take();
+  ClientLimits::Admission admission;
+  if (!place) refused = CloseReason::limit_conns;
+  if (!refused && l.config.proxy.mode != ProxyMode::off) {
+    refused = co_await accept_proxy_header(client, l, session);
+  }
+  if (!refused) refused = check_client(l, session, admission);
 
   CloseReason reason;
-  {
-    ConnectionBudget::Ticket place = listener->budget->take();
-    if (!place) {
-      // Refused before a byte is read or written; the access record says why.
-      reason = CloseReason::limit_conns;
-      client.close();
-    } else {
-      log_connected(client, *listener);
-      reason = co_await listener->service->serve(client, listener->config.options);
-      client.close();
+  if (refused) {
+    reason = *refused;
+    if (!l.is_unix && !session.peer) session.peer = session.client = client.peer();
+
+    const bool by_limit = reason == CloseReason::limit_conns || reason == CloseReason::limit_rate;
+    if (by_limit && !l.limit_message.empty()) {
+      co_await client.write_all(l.limit_message, std::chrono::seconds(1));
     }
+  } else {
+    if (l.config.max_lifetime > Duration::zero()) client.set_lifetime(l.config.max_lifetime);
+    if (l.config.min_rate > 0) client.set_minimum_rate(l.config.min_rate, l.config.min_rate_grace);
+    log_connected(session, l);
+    reason = refine(co_await l.service->serve(client, l.config.options), client);
   }
-  log_closed(client, *listener, reason, Clock::now() - started);
+  client.close();
+  record(client, session, l, reason);
 }
 
 }  // namespace salam::daemon

@@ -1,31 +1,68 @@
 // A session: one connection's way through the daemon.
 //
-//   budget (max-connections) → log "connected" → service → close → access record
+//   budget (max-connections) → PROXY header → access list → client limits
+//     → "connected" → service → close → access record
 //
-// Exactly one access record per connection, with one close reason.
+// A connection refused at a step never reaches the next, and every
+// connection ends with exactly one access record and one close reason —
+// except refusals beyond a rate (see RefusalRecords), which are counted
+// and summed up in one line rather than flooding the log.
 #pragma once
 
+#include <array>
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 
+#include <salam/client_limits.hpp>
 #include <salam/connection.hpp>
 #include <salam/connection_budget.hpp>
 #include <salam/task.hpp>
 
+#include "close_reason.hpp"
 #include "config.hpp"
 #include "services/service.hpp"
 
 namespace salam::daemon {
 
+// Refusals per reason, over all shards (only refusals are counted here, so
+// ordinary connections touch no shared counter).
+struct ListenerStats {
+  std::array<std::atomic<std::uint64_t>, kCloseReasons> refused{};
+};
+
+// A token bucket for the access records of refused connections: a flood of
+// refused clients must not flood the log. One per listener per shard.
+class RefusalRecords {
+ public:
+  // True if this refusal gets its record; `suppressed` then holds how many
+  // did not since the last one that did.
+  bool allow(TimePoint now, std::uint64_t& suppressed) noexcept;
+
+ private:
+  static constexpr double kPerSecond = 20;
+  static constexpr double kBurst = 100;
+  double tokens_ = kBurst;
+  TimePoint last_{};
+  std::uint64_t suppressed_ = 0;
+};
+
 // What every connection of one listener shares. Each shard has its own
 // copy (see Server::listen with a HandlerFactory), so that sessions on
-// different shards never write the same reference count.
+// different shards never write the same memory.
 struct ListenerRuntime {
   ListenerConfig config;
   const ServiceInfo* service = nullptr;
-  ConnectionBudget* budget = nullptr;  // owned by the daemon, outlives the server
+  ConnectionBudget* budget = nullptr;    // owned by the daemon, outlives the server
+  std::shared_ptr<ClientLimits> limits;  // null: no per-client limits
+  std::string limit_message;             // sent before closing a client refused by a limit
+  std::shared_ptr<ListenerStats> stats;
   bool is_unix = false;
   bool log_connections = true;
+  bool needs_peer = true;  // for logs, the access list, the limits or PROXY
+
+  mutable RefusalRecords refusal_records;  // this shard's
 };
 
 Task<> serve_session(Connection client, std::shared_ptr<const ListenerRuntime> listener);

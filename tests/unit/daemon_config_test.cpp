@@ -113,6 +113,79 @@ greet-first = true
   EXPECT_TRUE(config.listeners[1].options.greet_first);
 }
 
+TEST_F(ConfigFile, ReadsThePolicyKeys) {
+  Overrides overrides;
+  overrides.config_file = write(R"(
+max-connections = 100
+max-connections-per-client = 3
+connection-rate = 2.5
+connection-burst = 4
+client-prefix-v4 = 24
+client-prefix-v6 = 48
+max-clients = 1000
+limit-message = "busy\r\n"
+access-log = "/tmp/access.log"
+
+[[listen]]
+address = "127.0.0.1:1"
+access = ["allow 10.0.0.0/8", "deny 0.0.0.0/0"]
+access-default = "deny"
+proxy-protocol = "required"
+proxy-trusted = ["127.0.0.1", "::1"]
+proxy-timeout = "300ms"
+max-lifetime = "1h"
+min-rate = 100
+min-rate-grace = "5s"
+)");
+  DaemonConfig config = load_configuration(overrides);
+  EXPECT_EQ(config.client_limits.max_connections, 3u);
+  EXPECT_EQ(config.client_limits.rate, 2.5);
+  EXPECT_EQ(config.client_limits.burst, 4);
+  EXPECT_EQ(config.client_limits.ipv4_prefix, 24);
+  EXPECT_EQ(config.client_limits.ipv6_prefix, 48);
+  EXPECT_EQ(config.client_limits.max_clients, 1000u);
+  EXPECT_EQ(config.limit_message, "busy\r\n");
+  EXPECT_EQ(config.access_log, "/tmp/access.log");
+  const ListenerConfig& listener = config.listeners.at(0);
+  ASSERT_EQ(listener.access.rules.size(), 2u);
+  EXPECT_EQ(listener.access.default_action, Access::deny);
+  ASSERT_TRUE(listener.access.list);
+  EXPECT_EQ(listener.access.list->check(SocketAddress::parse("10.1.2.3:1")), Access::allow);
+  EXPECT_EQ(listener.access.list->check(SocketAddress::parse("192.0.2.1:1")), Access::deny);
+  EXPECT_EQ(listener.proxy.mode, ProxyMode::required);
+  ASSERT_TRUE(listener.proxy.trusted_list);
+  EXPECT_EQ(listener.proxy.trusted_list->check(SocketAddress::parse("[::1]:1")), Access::allow);
+  EXPECT_EQ(listener.proxy.trusted_list->check(SocketAddress::parse("127.0.0.2:1")), Access::deny);
+  EXPECT_EQ(listener.proxy.timeout, Duration(300ms));
+  EXPECT_EQ(listener.max_lifetime, Duration(1h));
+  EXPECT_EQ(listener.min_rate, 100);
+  EXPECT_EQ(listener.min_rate_grace, Duration(5s));
+}
+
+TEST_F(ConfigFile, PolicyMistakesAreCaught) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"[[listen]]\naddress = \"127.0.0.1:1\"\nproxy-protocol = \"required\"\n",
+       "needs proxy-trusted"},
+      {"[[listen]]\naddress = \"127.0.0.1:1\"\naccess = [\"permit 10.0.0.0/8\"]\n", ":3:"},
+      {"[[listen]]\naddress = \"127.0.0.1:1\"\nproxy-trusted = [\"10.0.0.1/8\"]\n", ":3:"},
+      {"[[listen]]\naddress = \"127.0.0.1:1\"\nproxy-protocol = \"maybe\"\n",
+       "off, required or optional"},
+      {"max-connections-per-client = 1\nmax-clients = 10\n", "must be at least max-connections"},
+      {"connection-rate = -1\n", "connection rate"},
+      {"client-prefix-v4 = 33\n", "client prefix length"},
+  };
+  for (const auto& [text, expected] : cases) {
+    Overrides overrides;
+    overrides.config_file = write(text);
+    try {
+      load_configuration(overrides);
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST_F(ConfigFile, ErrorsNameTheFileAndLine) {
   DaemonConfig config;
   try {

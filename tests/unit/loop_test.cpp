@@ -411,6 +411,7 @@ TEST_P(LoopTest, TheMinimumRateCapEndsATrickle) {
   Pair pair = make_pair(loop);
   pair.connection.set_minimum_rate(200, 200ms);
   std::atomic<bool> stop = false;
+  ASSERT_EQ(::send(pair.peer.get(), "x", 1, MSG_NOSIGNAL), 1);  // one byte, however late the thread
   std::thread trickle([&] {
     for (int i = 0; i < 100 && !stop; ++i) {
       if (::send(pair.peer.get(), "x", 1, MSG_NOSIGNAL) != 1) break;
