@@ -156,6 +156,15 @@ bool SocketAddress::is_unspecified() const noexcept {
   return IN6_IS_ADDR_UNSPECIFIED(&storage_.v6.sin6_addr);
 }
 
+SocketAddress SocketAddress::without_v4_mapping() const noexcept {
+  if (!is_v6() || !IN6_IS_ADDR_V4MAPPED(&storage_.v6.sin6_addr)) return *this;
+  SocketAddress v4;
+  v4.storage_.v4.sin_family = AF_INET;
+  v4.storage_.v4.sin_port = storage_.v6.sin6_port;
+  std::memcpy(&v4.storage_.v4.sin_addr, &storage_.v6.sin6_addr.s6_addr[12], 4);
+  return v4;
+}
+
 socklen_t SocketAddress::size() const noexcept {
   return is_v4() ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
 }

@@ -18,19 +18,6 @@ void resume_waiter(detail::Operation& op) noexcept {
   op.waiter.resume();
 }
 
-// A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; salam shows
-// and matches them as the IPv4 addresses they are.
-SocketAddress unmap_v4(const SocketAddress& address) noexcept {
-  if (!address.is_v6()) return address;
-  const auto* v6 = reinterpret_cast<const sockaddr_in6*>(address.data());
-  if (!IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) return address;
-  sockaddr_in v4{};
-  v4.sin_family = AF_INET;
-  v4.sin_port = v6->sin6_port;
-  std::memcpy(&v4.sin_addr, &v6->sin6_addr.s6_addr[12], 4);
-  return *SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&v4), sizeof v4);
-}
-
 }  // namespace
 
 void InputBuffer::release() noexcept {
@@ -45,7 +32,7 @@ void InputBuffer::release() noexcept {
 Connection::Connection(Loop& loop, FileDescriptor socket, std::optional<SocketAddress> peer,
                        detail::ConnectionObserver* observer) noexcept
     : loop_(&loop), socket_(std::move(socket)), observer_(observer) {
-  if (peer) peer_ = unmap_v4(*peer);
+  if (peer) peer_ = peer->without_v4_mapping();
 }
 
 Connection::Connection(Connection&& other) noexcept
@@ -102,7 +89,7 @@ const SocketAddress& Connection::peer() const noexcept {
     if (::getpeername(fd(), reinterpret_cast<sockaddr*>(&raw), &length) == 0) {
       address = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&raw), length);
     }
-    peer_ = address ? unmap_v4(*address) : SocketAddress{};
+    peer_ = address ? address->without_v4_mapping() : SocketAddress{};
   }
   return *peer_;
 }
@@ -112,7 +99,7 @@ std::optional<SocketAddress> Connection::local() const noexcept {
   socklen_t length = sizeof raw;
   if (::getsockname(fd(), reinterpret_cast<sockaddr*>(&raw), &length) != 0) return std::nullopt;
   auto address = SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&raw), length);
-  if (address) return unmap_v4(*address);
+  if (address) return address->without_v4_mapping();
   return address;
 }
 

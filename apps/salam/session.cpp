@@ -137,7 +137,8 @@ Task<std::optional<CloseReason>> accept_proxy_header(Connection& client,
       co_return CloseReason::proxy_error;
     }
     // LOCAL (a health check) and headers without addresses keep the peer.
-    if (parsed.header.source) session.client = *parsed.header.source;
+    if (parsed.header.source) session.client = parsed.header.source->without_v4_mapping();
+
     client.unread(std::span(received).subspan(parsed.header.length));
     co_return std::nullopt;
   }

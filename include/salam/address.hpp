@@ -41,6 +41,9 @@ class SocketAddress {
   void set_port(std::uint16_t port) noexcept;
   // True for 0.0.0.0 and ::.
   bool is_unspecified() const noexcept;
+  // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 address it
+  // is; any other address unchanged.
+  SocketAddress without_v4_mapping() const noexcept;
 
   const sockaddr* data() const noexcept { return &storage_.any; }
   sockaddr* data() noexcept { return &storage_.any; }

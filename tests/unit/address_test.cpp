@@ -80,6 +80,15 @@ INSTANTIATE_TEST_SUITE_P(
         BadAddress{"[fe80::1%]:80", "not an IPv4 or IPv6 address (host names are not resolved)"},
         BadAddress{"[1.2.3.4]:80", "not an IPv4 or IPv6 address (host names are not resolved)"}));
 
+TEST(SocketAddress, MappedIpv4BecomesIpv4) {
+  EXPECT_EQ(SocketAddress::parse("[::ffff:192.0.2.1]:80").without_v4_mapping(),
+            SocketAddress::parse("192.0.2.1:80"));
+  EXPECT_EQ(SocketAddress::parse("[2001:db8::1]:80").without_v4_mapping(),
+            SocketAddress::parse("[2001:db8::1]:80"));
+  EXPECT_EQ(SocketAddress::parse("10.0.0.1:5").without_v4_mapping(),
+            SocketAddress::parse("10.0.0.1:5"));
+}
+
 TEST(SocketAddress, FormatsThroughFmt) {
   EXPECT_EQ(fmt::format("client {} connected", SocketAddress::parse("127.0.0.1:54321")),
             "client 127.0.0.1:54321 connected");
