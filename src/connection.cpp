@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -38,12 +39,17 @@ Connection::Connection(Loop& loop, FileDescriptor socket, std::optional<SocketAd
 Connection::Connection(Connection&& other) noexcept
     : loop_(other.loop_),
       socket_(std::move(other.socket_)),
+      reader_(other.reader_),
+      writer_(other.writer_),
       observer_(std::exchange(other.observer_, nullptr)),
       peer_(other.peer_),
       bytes_in_(other.bytes_in_),
       bytes_out_(other.bytes_out_),
       unread_(std::move(other.unread_)),
-      caps_(std::move(other.caps_)) {}
+      caps_(std::move(other.caps_)) {
+  // The loop holds the operations' addresses while they are in flight.
+  assert(!reader_.in_flight && !writer_.in_flight && "a Connection moved during an operation");
+}
 
 void Connection::set_lifetime(Deadline end) noexcept {
   if (!caps_) caps_ = std::make_unique<Caps>();
@@ -157,19 +163,8 @@ Task<std::error_code> Connection::close_gracefully(LingerOptions linger) {
 // --- read ---
 
 Connection::ReadAwaiter Connection::read(std::size_t max_bytes, Deadline deadline) noexcept {
-  ReadAwaiter awaiter;
-  awaiter.code = detail::OpCode::recv_pooled;
-  awaiter.fd = fd();
-  awaiter.length = static_cast<std::uint32_t>(std::min<std::size_t>(max_bytes, UINT32_MAX));
-  awaiter.connection = this;
-  awaiter.deadline = deadline;
-  return awaiter;
-}
-
-bool Connection::ReadAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
-  waiter = handle;
-  on_complete = &resume_waiter;
-  return !connection->loop().start(*this, connection->capped(deadline));
+  return ReadAwaiter{this, deadline,
+                     static_cast<std::uint32_t>(std::min<std::size_t>(max_bytes, UINT32_MAX))};
 }
 
 void Connection::unread(std::span<const std::byte> bytes) {
@@ -187,49 +182,57 @@ InputBuffer Connection::take_unread(std::size_t max_bytes) {
   return InputBuffer(std::move(bytes), size);
 }
 
+bool Connection::ReadAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
+  detail::Operation& op = connection->reader_;
+  op.code = detail::OpCode::recv_pooled;
+  op.fd = connection->fd();
+  op.length = max_bytes;
+  op.waiter = handle;
+  op.on_complete = &resume_waiter;
+  return !connection->loop().start(op, connection->capped(deadline));
+}
+
 Result<InputBuffer> Connection::ReadAwaiter::await_resume() noexcept {
   // Handed-back bytes were counted in bytes_in when first read.
-  if (from_unread) return connection->take_unread(length);
+  if (from_unread) return connection->take_unread(max_bytes);
+  const detail::Operation& op = connection->reader_;
   Loop& loop = connection->loop();
-
   InputBuffer input;
-  if ((flags & detail::kHasBuffer) != 0) {
+  if ((op.flags & detail::kHasBuffer) != 0) {
     // Even an empty or failed read may have taken a buffer: the lease
     // returns it either way.
-    input = InputBuffer(&loop, buffer_id, loop.buffer_data(buffer_id),
-                        result > 0 ? static_cast<std::size_t>(result) : 0);
+    input = InputBuffer(&loop, op.buffer_id, loop.buffer_data(op.buffer_id),
+                        op.result > 0 ? static_cast<std::size_t>(op.result) : 0);
   }
-  connection->note_result(result);
-  if (result < 0) return errno_code(result);
-  connection->bytes_in_ += static_cast<std::uint64_t>(result);
+  connection->note_result(op.result);
+  if (op.result < 0) return errno_code(op.result);
+  connection->bytes_in_ += static_cast<std::uint64_t>(op.result);
   return input;
 }
 
 Connection::ReadSomeAwaiter Connection::read_some(std::span<std::byte> into,
                                                   Deadline deadline) noexcept {
-  ReadSomeAwaiter awaiter;
-  awaiter.code = detail::OpCode::recv;
-  awaiter.fd = fd();
-  awaiter.buffer = into.data();
-  awaiter.length = static_cast<std::uint32_t>(std::min<std::size_t>(into.size(), INT_MAX));
-  awaiter.connection = this;
-  awaiter.deadline = deadline;
-  return awaiter;
+  return ReadSomeAwaiter{this, deadline, into};
 }
 
 bool Connection::ReadSomeAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
-  waiter = handle;
-  on_complete = &resume_waiter;
-  return !connection->loop().start(*this, connection->capped(deadline));
+  detail::Operation& op = connection->reader_;
+  op.code = detail::OpCode::recv;
+  op.fd = connection->fd();
+  op.buffer = into.data();
+  op.length = static_cast<std::uint32_t>(std::min<std::size_t>(into.size(), INT_MAX));
+  op.waiter = handle;
+  op.on_complete = &resume_waiter;
+  return !connection->loop().start(op, connection->capped(deadline));
 }
 
 Result<std::size_t> Connection::ReadSomeAwaiter::await_resume() noexcept {
   if (from_unread) {
-    InputBuffer input = connection->take_unread(length);
-    std::copy_n(input.bytes().data(), input.size(), static_cast<std::byte*>(buffer));
+    InputBuffer input = connection->take_unread(into.size());
+    std::copy_n(input.bytes().data(), input.size(), into.data());
     return input.size();
   }
-
+  const int result = connection->reader_.result;
   connection->note_result(result);
   if (result < 0) return errno_code(result);
   connection->bytes_in_ += static_cast<std::uint64_t>(result);
@@ -240,14 +243,7 @@ Result<std::size_t> Connection::ReadSomeAwaiter::await_resume() noexcept {
 
 Connection::WriteAllAwaiter Connection::write_all(std::span<const std::byte> bytes,
                                                   Deadline deadline) noexcept {
-  WriteAllAwaiter awaiter;
-  awaiter.code = detail::OpCode::send;
-  awaiter.fd = fd();
-  awaiter.connection = this;
-  awaiter.deadline = deadline;
-  awaiter.next = bytes.data();
-  awaiter.left = bytes.size();
-  return awaiter;
+  return WriteAllAwaiter{this, deadline, bytes.data(), bytes.size(), {}, {}};
 }
 
 Connection::WriteAllAwaiter Connection::write_all(std::string_view text,
@@ -257,7 +253,11 @@ Connection::WriteAllAwaiter Connection::write_all(std::string_view text,
 
 bool Connection::WriteAllAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
   waiter = handle;
-  on_complete = &WriteAllAwaiter::on_sent;
+  WriteOperation& op = connection->writer_;
+  op.code = detail::OpCode::send;
+  op.fd = connection->fd();
+  op.awaiter = this;
+  op.on_complete = &WriteAllAwaiter::on_sent;
   return !send_until_pending();
 }
 
@@ -265,11 +265,12 @@ bool Connection::WriteAllAwaiter::await_suspend(std::coroutine_handle<> handle) 
 // error ended it (returns true).
 bool Connection::WriteAllAwaiter::send_until_pending() noexcept {
   Loop& loop = connection->loop();
+  WriteOperation& op = connection->writer_;
   while (left > 0) {
-    buffer = const_cast<std::byte*>(next);
-    length = static_cast<std::uint32_t>(std::min<std::size_t>(left, INT_MAX));
+    op.buffer = const_cast<std::byte*>(next);
+    op.length = static_cast<std::uint32_t>(std::min<std::size_t>(left, INT_MAX));
     // Capped per send: the rate cap moves on as bytes go out.
-    if (!loop.start(*this, connection->capped(deadline))) return false;
+    if (!loop.start(op, connection->capped(deadline))) return false;
     if (!consume()) return true;
   }
   return true;
@@ -277,6 +278,7 @@ bool Connection::WriteAllAwaiter::send_until_pending() noexcept {
 
 // Accounts for one finished send; returns true if more is to be sent.
 bool Connection::WriteAllAwaiter::consume() noexcept {
+  const int result = connection->writer_.result;
   connection->note_result(result);
   if (result < 0) {
     error = errno_code(result);
@@ -294,7 +296,7 @@ bool Connection::WriteAllAwaiter::consume() noexcept {
 }
 
 void Connection::WriteAllAwaiter::on_sent(detail::Operation& op) noexcept {
-  auto& self = static_cast<WriteAllAwaiter&>(op);
+  WriteAllAwaiter& self = *static_cast<WriteOperation&>(op).awaiter;
   if (self.consume() && !self.send_until_pending()) return;
   self.waiter.resume();
 }
@@ -333,9 +335,8 @@ bool ConnectAwaiter::await_ready() noexcept {
 bool ConnectAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
   code = detail::OpCode::connect;
   fd = socket.get();
-  target_length = target.size();
-  address = target.data();
-  address_length = &target_length;
+  buffer = const_cast<sockaddr*>(target.data());
+  length = target.size();
   waiter = handle;
   on_complete = &resume_waiter;
   return !loop->start(*this, deadline);

@@ -39,8 +39,8 @@ void write_all(int fd, fmt::memory_buffer& buffer) noexcept {
 
 struct ThreadLog {
   fmt::memory_buffer lines;
-  fmt::memory_buffer access_lines;  // only when the access log has its own file
-  fmt::memory_buffer message;       // JSON only: the unescaped message
+  fmt::memory_buffer access_lines;       // only when the access log has its own file
+  fmt::memory_buffer message;            // JSON only: the unescaped message
   fmt::memory_buffer* current = &lines;  // where the line being written goes
   bool buffering = false;
   bool json = false;  // the format of the line being written
@@ -59,7 +59,8 @@ struct ThreadLog {
   }
 
   fmt::memory_buffer& select(Stream stream) noexcept {
-    const bool own_file = stream == Stream::access && access_fd.load(std::memory_order_relaxed) >= 0;
+    const bool own_file =
+        stream == Stream::access && access_fd.load(std::memory_order_relaxed) >= 0;
     current = own_file ? &access_lines : &lines;
     return *current;
   }
@@ -224,9 +225,13 @@ void append_json_field(fmt::memory_buffer& out, std::string_view key, double val
   fmt::format_to(fmt::appender(out), R"(,"{}":{:.3f})", key, value);
 }
 
-void flush_thread_buffer() noexcept { thread_log().flush(); }
+void flush_thread_buffer() noexcept {
+  thread_log().flush();
+}
 
-void set_access_fd(int fd) noexcept { access_fd.store(fd, std::memory_order_relaxed); }
+void set_access_fd(int fd) noexcept {
+  access_fd.store(fd, std::memory_order_relaxed);
+}
 
 void set_thread_buffering(bool on) noexcept {
   ThreadLog& log = thread_log();

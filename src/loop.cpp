@@ -244,10 +244,10 @@ void Loop::run_deferred() {
   // The two vectors trade places, so neither allocates once warm.
   while (!deferred_.empty()) {
     deferred_batch_.swap(deferred_);
-    for (detail::Operation* op : deferred_batch_) complete(*op);
+    for (detail::Operation* op : deferred_batch_)
+      complete(*op);
     deferred_batch_.clear();
   }
-
 }
 
 void Loop::expire_timers() {

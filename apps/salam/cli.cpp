@@ -106,7 +106,12 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
   option(app, "--backlog", o.backlog, "N", listening,
          "Accept queue length, clamped to net.core.somaxconn (default 4096; 5 reproduces the "
          "tutorial)");
+  app.add_flag("--defer-accept", o.defer_accept,
+               "greet: let the kernel accept a connection only once the client has sent its "
+               "message (TCP_DEFER_ACCEPT)")
+      ->group(listening);
   app.add_flag("--reuse-port", o.reuse_port,
+
                "One listening socket per thread (SO_REUSEPORT) instead of one shared")
       ->group(listening);
 
@@ -251,6 +256,8 @@ DaemonConfig load_configuration(const Overrides& o) {
     if (o.service) set_service(listener, *o.service, "--service");
     if (o.backlog) set_backlog(listener, *o.backlog, "--backlog");
     if (o.reuse_port) listener.reuse_port = true;
+    if (o.defer_accept) listener.defer_accept = true;
+
     if (o.message) set_message(options, *o.message, "--message");
     if (o.read_size) set_read_size(options, *o.read_size, "--read-size");
     if (o.read_timeout) set_timeout(options.read_timeout, *o.read_timeout, "--read-timeout");

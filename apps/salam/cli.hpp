@@ -26,6 +26,8 @@ struct Overrides {
   std::optional<std::string> quotes_file;
   std::optional<std::int64_t> backlog;
   bool reuse_port = false;
+  bool defer_accept = false;
+
   std::vector<std::string> access_rules;  // "allow PREFIX" / "deny PREFIX", in command-line order
   std::optional<std::string> access_file;
   std::optional<std::string> access_default;

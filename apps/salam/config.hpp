@@ -70,8 +70,10 @@ struct ListenerConfig {
   std::string service = "greet";
   int backlog = 4096;
   bool reuse_port = false;
+  bool defer_accept = false;  // greet: accept only once the client has sent something
   ServiceOptions options;
   AccessConfig access;
+
   ProxyConfig proxy;
   Duration max_lifetime{};        // 0: none
   double min_rate = 0;            // bytes per second in and out; 0: none

@@ -62,6 +62,9 @@ class FileReader {
         set_backlog(listener, integer(node, name), at);
       } else if (name == "reuse-port") {
         listener.reuse_port = boolean(node, name);
+      } else if (name == "defer-accept") {
+        listener.defer_accept = boolean(node, name);
+
       } else if (name == "message") {
         set_message(options, string(node, name), at);
       } else if (name == "read-size") {

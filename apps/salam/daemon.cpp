@@ -16,6 +16,13 @@ ListenOptions listen_options(const ListenerConfig& listener) {
   options.reuse_port = listener.reuse_port;
   // Interactive services answer each read at once; do not let Nagle wait.
   options.no_delay = listener.service == "echo";
+  if (listener.defer_accept) {
+    // The kernel holds a connection until its first bytes arrive, for at
+    // most the read timeout (rounded up to whole seconds).
+    options.defer_accept_seconds = static_cast<int>(
+        std::chrono::ceil<std::chrono::seconds>(listener.options.read_timeout).count());
+  }
+
   return options;
 }
 
@@ -66,8 +73,6 @@ HandlerFactory Daemon::handler_for(const ListenerConfig& listener, const DaemonC
   shared->stats = std::move(stats);
   shared->is_unix = listener.address.starts_with("unix:");
   shared->log_connections = config.log_connections;
-  shared->needs_peer = config.log_connections || listener.access.list || limits_ ||
-                       listener.proxy.mode != ProxyMode::off;
   return [shared] {
     // Each shard gets its own copy: sessions count references shard-locally.
     auto local = std::make_shared<const ListenerRuntime>(*shared);

@@ -11,13 +11,23 @@ namespace salam::daemon {
 
 namespace {
 
+// What a session learns along the way. Every idle connection holds one in
+// its frame: keep it small (the TCP peer's address is cached by the
+// Connection, not copied here).
 struct Session {
   TimePoint started = Clock::now();
-
-  std::optional<SocketAddress> peer;    // the TCP peer (none on a Unix socket)
-  std::optional<SocketAddress> client;  // the peer, or the client a PROXY header names
-  std::string_view detail;              // why, for a refusal (a static string)
+  std::optional<SocketAddress> proxied;  // the client a PROXY header named
+  std::string_view detail;               // why, for a refusal (a static string)
 };
+
+// Who the client is: the PROXY header's client, or the TCP peer; nobody
+// on a Unix socket.
+std::optional<SocketAddress> client_of(const Connection& connection, const Session& session,
+                                       const ListenerRuntime& listener) {
+  if (session.proxied) return session.proxied;
+  if (listener.is_unix) return std::nullopt;
+  return connection.peer();
+}
 
 void append_who(fmt::memory_buffer& out, const std::optional<SocketAddress>& address,
                 const ListenerRuntime& listener) {
@@ -28,10 +38,11 @@ void append_who(fmt::memory_buffer& out, const std::optional<SocketAddress>& add
   }
 }
 
-void log_connected(const Session& session, const ListenerRuntime& listener) {
+void log_connected(const Connection& client, const Session& session,
+                   const ListenerRuntime& listener) {
   if (!listener.log_connections || !log::enabled(log::Level::info)) return;
   fmt::memory_buffer who;
-  append_who(who, session.client, listener);
+  append_who(who, client_of(client, session, listener), listener);
   const std::string_view who_text(who.data(), who.size());
   if (log::settings().format == log::Format::json) {
     log::json_event(log::Level::info, "connected", [&](fmt::memory_buffer& out) {
@@ -47,12 +58,10 @@ void log_connected(const Session& session, const ListenerRuntime& listener) {
 void write_record(const Connection& client, const Session& session, const ListenerRuntime& listener,
                   CloseReason reason) {
   fmt::memory_buffer who;
-  append_who(who, session.client, listener);
+  append_who(who, client_of(client, session, listener), listener);
   const std::string_view who_text(who.data(), who.size());
   fmt::memory_buffer via;
-  if (session.peer && session.client && !(*session.peer == *session.client)) {
-    format_address(via, *session.peer);
-  }
+  if (session.proxied && !listener.is_unix) format_address(via, client.peer());
   const std::string_view via_text(via.data(), via.size());
   const double milliseconds =
       std::chrono::duration<double, std::milli>(Clock::now() - session.started).count();
@@ -104,7 +113,7 @@ Task<std::optional<CloseReason>> accept_proxy_header(Connection& client,
   const ProxyConfig& proxy = listener.config.proxy;
   // Only trusted balancers may say who the client is; from anyone else a
   // header is never applied.
-  if (!session.peer || proxy.trusted_list->check(*session.peer) != Access::allow) {
+  if (listener.is_unix || proxy.trusted_list->check(client.peer()) != Access::allow) {
     if (proxy.mode == ProxyMode::optional) co_return std::nullopt;  // a direct client
     session.detail = "untrusted peer";
     co_return CloseReason::proxy_error;
@@ -137,21 +146,26 @@ Task<std::optional<CloseReason>> accept_proxy_header(Connection& client,
       co_return CloseReason::proxy_error;
     }
     // LOCAL (a health check) and headers without addresses keep the peer.
-    if (parsed.header.source) session.client = parsed.header.source->without_v4_mapping();
+    if (parsed.header.source) session.proxied = parsed.header.source->without_v4_mapping();
 
     client.unread(std::span(received).subspan(parsed.header.length));
     co_return std::nullopt;
   }
 }
 
-std::optional<CloseReason> check_client(const ListenerRuntime& listener, const Session& session,
-                                        ClientLimits::Admission& admission) {
-  if (!session.client) return std::nullopt;  // a Unix socket client: no address to judge
+std::optional<CloseReason> check_client(const Connection& client, const ListenerRuntime& listener,
+                                        const Session& session,
+                                        std::unique_ptr<ClientLimits::Admission>& admission) {
   const auto& access = listener.config.access.list;
-  if (access && access->check(*session.client) == Access::deny) return CloseReason::denied;
+  if (!access && !listener.limits) return std::nullopt;
+  const auto who = client_of(client, session, listener);
+  if (!who) return std::nullopt;  // a Unix socket client: no address to judge
+  if (access && access->check(*who) == Access::deny) return CloseReason::denied;
   if (listener.limits) {
-    admission = listener.limits->admit(*session.client, Clock::now());
-    switch (admission.verdict()) {
+    // On the heap: only listeners with limits pay for it in idle memory.
+    admission =
+        std::make_unique<ClientLimits::Admission>(listener.limits->admit(*who, Clock::now()));
+    switch (admission->verdict()) {
       case ClientLimits::Verdict::admitted:
         break;
       case ClientLimits::Verdict::too_many_connections:
@@ -163,7 +177,14 @@ std::optional<CloseReason> check_client(const ListenerRuntime& listener, const S
   return std::nullopt;
 }
 
+// Its own coroutine, so that the session's frame — which every idle
+// connection holds — does not carry a write's state for this rare case.
+Task<> send_limit_message(Connection& client, const ListenerRuntime& listener) {
+  co_await client.write_all(listener.limit_message, std::chrono::seconds(1));
+}
+
 // A timeout may have come from a cap of the whole connection rather than
+
 // from the service's own deadline.
 CloseReason refine(CloseReason reason, const Connection& client) {
   if (reason != CloseReason::timeout_first_byte && reason != CloseReason::timeout_idle)
@@ -197,35 +218,33 @@ bool RefusalRecords::allow(TimePoint now, std::uint64_t& suppressed) noexcept {
 Task<> serve_session(Connection client, std::shared_ptr<const ListenerRuntime> listener) {
   const ListenerRuntime& l = *listener;
   Session session;
-  // The peer's address costs a system call on io_uring (multishot accept
-  // does not report it): ask only when something will use it. A refusal's
-  // record does, and asks then.
-  if (!l.is_unix && l.needs_peer) session.peer = session.client = client.peer();
 
   std::optional<CloseReason> refused;
   ConnectionBudget::Ticket place = l.budget->take();
-  ClientLimits::Admission admission;
+  std::unique_ptr<ClientLimits::Admission> admission;
   if (!place) refused = CloseReason::limit_conns;
   if (!refused && l.config.proxy.mode != ProxyMode::off) {
     refused = co_await accept_proxy_header(client, l, session);
   }
-  if (!refused) refused = check_client(l, session, admission);
+  if (!refused) refused = check_client(client, l, session, admission);
 
   CloseReason reason;
   if (refused) {
     reason = *refused;
-    if (!l.is_unix && !session.peer) session.peer = session.client = client.peer();
 
     const bool by_limit = reason == CloseReason::limit_conns || reason == CloseReason::limit_rate;
-    if (by_limit && !l.limit_message.empty()) {
-      co_await client.write_all(l.limit_message, std::chrono::seconds(1));
-    }
+    if (by_limit && !l.limit_message.empty()) co_await send_limit_message(client, l);
+
   } else {
     if (l.config.max_lifetime > Duration::zero()) client.set_lifetime(l.config.max_lifetime);
     if (l.config.min_rate > 0) client.set_minimum_rate(l.config.min_rate, l.config.min_rate_grace);
-    log_connected(session, l);
+    log_connected(client, session, l);
     reason = refine(co_await l.service->serve(client, l.config.options), client);
   }
+  // The peer's address costs a system call on io_uring (multishot accept
+  // does not report it): it is asked for only when used, and the record
+  // needs it after the socket is gone.
+  if (!l.is_unix && (l.log_connections || refused)) (void)client.peer();
   client.close();
   record(client, session, l, reason);
 }

@@ -60,7 +60,6 @@ struct ListenerRuntime {
   std::shared_ptr<ListenerStats> stats;
   bool is_unix = false;
   bool log_connections = true;
-  bool needs_peer = true;  // for logs, the access list, the limits or PROXY
 
   mutable RefusalRecords refusal_records;  // this shard's
 };

@@ -78,7 +78,7 @@ def nginx_command(mode, port, scratch):
             "-e", str(scratch / "error.log")]
 
 
-def salam_peers(salam_cmd, backends):
+def salam_peers(salam_cmd, backends, variants=()):
     """salam on each backend: the daemon, or hello_server until it exists."""
     argv = shlex.split(salam_cmd)
     if Path(argv[0]).name == "hello_server":
@@ -87,15 +87,26 @@ def salam_peers(salam_cmd, backends):
                      fixed_port=8888, env={"SALAM_BACKEND": backend})
                 for backend in backends]
 
-    def daemon(backend):
+    def daemon(backend, *extra, quiet=True):
         return lambda mode, port, scratch: [
             *argv, "--listen", f"127.0.0.1:{port}", "--threads", "1", "--backend", backend,
             "--service", "greet" if mode == "banner" else mode, "--max-connections", "200000",
-            "--quiet", *(["--greet-first"] if mode == "banner" else [])]
-    return [Peer(f"salam/{backend}", EVERY_WORKLOAD, daemon(backend)) for backend in backends]
+            *(["--quiet"] if quiet else []), *(["--greet-first"] if mode == "banner" else []),
+            *extra]
+    # The default configuration on each backend, and greet with
+    # TCP_DEFER_ACCEPT, as the minimal C server runs it. Variants (NAME,
+    # FLAGS) run on the first backend with FLAGS and nothing else added:
+    # `--salam-variant text=` logs every connection, `quiet=--quiet` does not.
+    return [*(Peer(f"salam/{backend}", EVERY_WORKLOAD, daemon(backend)) for backend in backends),
+            *(Peer(f"salam/{backend}+defer", {"greet"}, daemon(backend, "--defer-accept"))
+              for backend in backends),
+            *(Peer(f"salam/{name}", EVERY_WORKLOAD,
+                   daemon(backends[0], *shlex.split(flags), quiet=False))
+              for name, flags in variants)]
 
 
-def all_peers(salam_cmd, salam_backends):
+
+def all_peers(salam_cmd, salam_backends, salam_variants=()):
     return [
         Peer("nginx", {"greet", "banner", "burst"}, nginx_command),
         Peer("python-article", {"greet", "burst"},
@@ -113,7 +124,7 @@ def all_peers(salam_cmd, salam_backends):
         Peer("iperf3", {"bulk"},
              lambda mode, port, scratch: ["iperf3", "--server", "--port", str(port)],
              own_client=True),
-        *salam_peers(salam_cmd, salam_backends),
+        *salam_peers(salam_cmd, salam_backends, salam_variants),
     ]
 
 

@@ -11,7 +11,10 @@
 // in a buffer lent by the loop (see InputBuffer).
 //
 // Threading: use a connection only on the loop that created it, and keep
-// at most one read and one write in flight at a time.
+// at most one read and one write in flight at a time. The two operations
+// live in the Connection itself (so that a coroutine waiting on it carries a
+// few words, not an operation, in its frame): a Connection must not be
+// moved while one is in flight.
 #pragma once
 
 #include <cerrno>
@@ -110,7 +113,6 @@ class Connection {
   bool has_unread() const noexcept { return unread_ != nullptr; }
 
   // Sends FIN; reads can go on.
-
   std::error_code shutdown_write() noexcept;
   // Stops reading: a read in flight, and every later one, returns end of
   // file. This is how one task of a connection ends another's read.
@@ -122,7 +124,6 @@ class Connection {
   // down writes, reads and discards until the peer closes (bounded by
   // `linger`), then closes. With nothing unread it closes at once.
   // Returns the error that cut the lingering short, if any.
-
   Task<std::error_code> close_gracefully(LingerOptions linger = {});
   // Closes at once.
   void close() noexcept;
@@ -145,9 +146,14 @@ class Connection {
     if (caps_ && result == -ETIMEDOUT) caps_->expired = caps_->nearest;
   }
 
+  struct WriteOperation : detail::Operation {
+    WriteAllAwaiter* awaiter = nullptr;
+  };
+
   Loop* loop_;
   FileDescriptor socket_;
-
+  detail::Operation reader_;
+  WriteOperation writer_;
   detail::ConnectionObserver* observer_;
   mutable std::optional<SocketAddress> peer_;
   std::uint64_t bytes_in_ = 0;
@@ -156,34 +162,35 @@ class Connection {
   std::unique_ptr<Caps> caps_;                      // likewise
 };
 
-struct Connection::ReadAwaiter : detail::Operation {
+struct Connection::ReadAwaiter {
   Connection* connection;
   Deadline deadline;
+  std::uint32_t max_bytes;
   bool from_unread = false;
 
   bool await_ready() noexcept { return from_unread = connection->has_unread(); }
-
   bool await_suspend(std::coroutine_handle<> handle) noexcept;
   Result<InputBuffer> await_resume() noexcept;
 };
 
-struct Connection::ReadSomeAwaiter : detail::Operation {
+struct Connection::ReadSomeAwaiter {
   Connection* connection;
   Deadline deadline;
+  std::span<std::byte> into;
   bool from_unread = false;
 
   bool await_ready() noexcept { return from_unread = connection->has_unread(); }
-
   bool await_suspend(std::coroutine_handle<> handle) noexcept;
   Result<std::size_t> await_resume() noexcept;
 };
 
-struct Connection::WriteAllAwaiter : detail::Operation {
+struct Connection::WriteAllAwaiter {
   Connection* connection;
   Deadline deadline;
   const std::byte* next;
   std::size_t left;
   std::error_code error;
+  std::coroutine_handle<> waiter;
 
   bool await_ready() const noexcept { return left == 0; }
   bool await_suspend(std::coroutine_handle<> handle) noexcept;
@@ -202,7 +209,6 @@ struct ConnectAwaiter : detail::Operation {
   SocketAddress target;
   std::optional<SocketAddress> source;
   Deadline deadline;
-  socklen_t target_length = 0;
   FileDescriptor socket;
   int setup_error = 0;
 

@@ -136,7 +136,6 @@ class Loop {
   std::vector<detail::Operation*> deferred_;
   std::vector<detail::Operation*> deferred_batch_;  // the batch being completed
 
-
   // post(): a queue under a mutex (posting is rare and never on the
   // per-connection path) and an eventfd read that wakes the loop.
   std::mutex posted_mutex_;

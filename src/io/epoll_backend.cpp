@@ -100,7 +100,6 @@ class EpollBackend final : public Backend {
       if (slot_of(*op) == op) run_multishot(*op);
     }
     again_batch_.clear();
-
   }
 
   void forget_fd(int fd) noexcept override {
@@ -192,7 +191,8 @@ class EpollBackend final : public Backend {
     ssize_t n = 0;
     switch (op.code) {
       case OpCode::accept:
-        n = ::accept4(op.fd, op.address, op.address_length, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        n = ::accept4(op.fd, static_cast<sockaddr*>(op.buffer), op.buffer ? &op.length : nullptr,
+                      SOCK_CLOEXEC | SOCK_NONBLOCK);
         break;
       case OpCode::recv:
         n = ::recv(op.fd, op.buffer, op.length, op.msg_flags | MSG_DONTWAIT);
@@ -239,7 +239,7 @@ class EpollBackend final : public Backend {
   bool attempt_connect(Operation& op) noexcept {
     if (!op.connect_started) {
       op.connect_started = true;
-      if (::connect(op.fd, op.address, *op.address_length) == 0) {
+      if (::connect(op.fd, static_cast<const sockaddr*>(op.buffer), op.length) == 0) {
         op.result = 0;
         return true;
       }
@@ -267,7 +267,6 @@ class EpollBackend final : public Backend {
   std::vector<FdState> fds_;
   std::vector<Operation*> again_;
   std::vector<Operation*> again_batch_;
-
 };
 
 }  // namespace

@@ -181,7 +181,8 @@ class UringBackend final : public Backend {
         if (op.multishot) {
           io_uring_prep_multishot_accept(&sqe, op.fd, nullptr, nullptr, SOCK_CLOEXEC);
         } else {
-          io_uring_prep_accept(&sqe, op.fd, op.address, op.address_length, SOCK_CLOEXEC);
+          io_uring_prep_accept(&sqe, op.fd, static_cast<sockaddr*>(op.buffer),
+                               op.buffer ? &op.length : nullptr, SOCK_CLOEXEC);
         }
         break;
       case OpCode::recv:
@@ -197,7 +198,7 @@ class UringBackend final : public Backend {
         io_uring_prep_send(&sqe, op.fd, op.buffer, op.length, op.msg_flags | MSG_NOSIGNAL);
         break;
       case OpCode::connect:
-        io_uring_prep_connect(&sqe, op.fd, op.address, *op.address_length);
+        io_uring_prep_connect(&sqe, op.fd, static_cast<const sockaddr*>(op.buffer), op.length);
         break;
       case OpCode::read:
         io_uring_prep_read(&sqe, op.fd, op.buffer, op.length, ~std::uint64_t{0});

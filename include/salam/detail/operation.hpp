@@ -13,6 +13,7 @@
 
 #include <coroutine>
 #include <cstdint>
+#include <type_traits>
 
 #include <sys/socket.h>
 
@@ -21,11 +22,11 @@
 namespace salam::detail {
 
 enum class OpCode : std::uint8_t {
-  accept,       // fd: listener; address/address_length: peer (not for multishot)
+  accept,       // fd: listener; buffer/length: the peer's sockaddr (optional; not multishot)
   recv,         // into buffer/length
   recv_pooled,  // into a buffer the loop's pool chooses; result flags carry its id
   send,         // from buffer/length, never raises SIGPIPE
-  connect,      // address/address_length: where to
+  connect,      // buffer/length: the sockaddr to connect to
   read,         // read(2): for eventfd and pipes
   sleep,        // no I/O: completes at the deadline
 };
@@ -33,6 +34,8 @@ enum class OpCode : std::uint8_t {
 // Bits of Operation::flags set by the backend on completion.
 inline constexpr std::uint32_t kMoreCompletions = 1u << 0;  // a multishot op stays armed
 inline constexpr std::uint32_t kHasBuffer = 1u << 1;        // buffer_id is valid
+
+static_assert(std::is_same_v<socklen_t, std::uint32_t>, "Operation::length doubles as a socklen_t");
 
 struct Operation {
   using Callback = void (*)(Operation&);
@@ -42,10 +45,8 @@ struct Operation {
   bool multishot = false;
   int fd = -1;
   void* buffer = nullptr;
-  std::uint32_t length = 0;
+  std::uint32_t length = 0;  // accept: in and out, as accept(2)'s address length
   int msg_flags = 0;
-  sockaddr* address = nullptr;
-  socklen_t* address_length = nullptr;
 
   // The outcome, set before on_complete runs: >= 0 is a byte count or a
   // descriptor, < 0 is -errno.
