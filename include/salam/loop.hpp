@@ -37,9 +37,9 @@ struct LoopOptions {
   BackendKind backend = BackendKind::automatic;
   // Receive buffers are shared by all connections of a loop and lent out
   // only while a read completes, so an idle connection holds none.
-  std::uint32_t buffer_size = 16 * 1024;
+  std::uint32_t buffer_size = 64 * 1024;
   std::uint16_t buffers_initial = 64;
-  std::uint16_t buffers_max = 4096;
+  std::uint16_t buffers_max = 1024;
   // io_uring submission queue entries.
   std::uint32_t ring_entries = 4096;
 };
