@@ -25,7 +25,6 @@ void InputBuffer::release() noexcept {
   if (loop_ != nullptr) loop_->recycle_buffer(id_);
   loop_ = nullptr;
   owned_.reset();
-
   data_ = nullptr;
   size_ = 0;
 }

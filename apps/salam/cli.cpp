@@ -257,7 +257,6 @@ DaemonConfig load_configuration(const Overrides& o) {
     if (o.backlog) set_backlog(listener, *o.backlog, "--backlog");
     if (o.reuse_port) listener.reuse_port = true;
     if (o.defer_accept) listener.defer_accept = true;
-
     if (o.message) set_message(options, *o.message, "--message");
     if (o.read_size) set_read_size(options, *o.read_size, "--read-size");
     if (o.read_timeout) set_timeout(options.read_timeout, *o.read_timeout, "--read-timeout");
@@ -314,7 +313,6 @@ DaemonConfig load_configuration(const Overrides& o) {
   if (o.log_format) set_log_format(config, *o.log_format, "--log-format");
   if (o.log_level) set_log_level(config, *o.log_level, "--log-level");
   if (o.quiet) config.log_connections = false;
-
   finish(config);
   return config;
 }

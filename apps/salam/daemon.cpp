@@ -140,7 +140,6 @@ void Daemon::reload() {
       for (const auto& undo : added)
         server_->close_listener(undo.index);
       limits_ = previous_limits;
-
       log::error("reload rejected, the running configuration stays: {}", e.what());
       return;
     }
@@ -173,7 +172,6 @@ void Daemon::reload() {
     next.access_log = config_.access_log;
   }
   budget_.set_limit(next.max_connections);
-
   log::configure({next.log_level, next.log_format, log::settings().fd});
   config_ = std::move(next);
   log::info("configuration reloaded from {}: {} listener(s)", config_.config_file, active_.size());

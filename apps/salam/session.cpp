@@ -147,7 +147,6 @@ Task<std::optional<CloseReason>> accept_proxy_header(Connection& client,
     }
     // LOCAL (a health check) and headers without addresses keep the peer.
     if (parsed.header.source) session.proxied = parsed.header.source->without_v4_mapping();
-
     client.unread(std::span(received).subspan(parsed.header.length));
     co_return std::nullopt;
   }
@@ -184,7 +183,6 @@ Task<> send_limit_message(Connection& client, const ListenerRuntime& listener) {
 }
 
 // A timeout may have come from a cap of the whole connection rather than
-
 // from the service's own deadline.
 CloseReason refine(CloseReason reason, const Connection& client) {
   if (reason != CloseReason::timeout_first_byte && reason != CloseReason::timeout_idle)
@@ -231,10 +229,8 @@ Task<> serve_session(Connection client, std::shared_ptr<const ListenerRuntime> l
   CloseReason reason;
   if (refused) {
     reason = *refused;
-
     const bool by_limit = reason == CloseReason::limit_conns || reason == CloseReason::limit_rate;
     if (by_limit && !l.limit_message.empty()) co_await send_limit_message(client, l);
-
   } else {
     if (l.config.max_lifetime > Duration::zero()) client.set_lifetime(l.config.max_lifetime);
     if (l.config.min_rate > 0) client.set_minimum_rate(l.config.min_rate, l.config.min_rate_grace);

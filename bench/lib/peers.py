@@ -88,8 +88,9 @@ def salam_peers(salam_cmd, backends, variants=()):
                 for backend in backends]
 
     def daemon(backend, *extra, quiet=True):
+        threads = [] if "--threads" in extra else ["--threads", "1"]
         return lambda mode, port, scratch: [
-            *argv, "--listen", f"127.0.0.1:{port}", "--threads", "1", "--backend", backend,
+            *argv, "--listen", f"127.0.0.1:{port}", *threads, "--backend", backend,
             "--service", "greet" if mode == "banner" else mode, "--max-connections", "200000",
             *(["--quiet"] if quiet else []), *(["--greet-first"] if mode == "banner" else []),
             *extra]

@@ -124,7 +124,7 @@ def chart(all_rows, png):
     with tempfile.TemporaryDirectory(prefix="salam-chart-") as scratch:
         columns = min(3, len(panels))
         rows = (len(panels) + columns - 1) // columns
-        script = [f"set terminal pngcairo size {460 * columns},{420 * rows} font ',9'",
+        script = [f"set terminal pngcairo size {460 * columns},{420 * rows} font ',9' noenhanced",
                   f"set output '{png}'",
                   f"set multiplot layout {rows},{columns}",
                   "set style fill solid 0.7 border -1", "set boxwidth 0.7",
