@@ -2,6 +2,8 @@
 
 #include <cerrno>
 
+#include <unistd.h>
+
 #include <salam/log.hpp>
 #include <salam/result.hpp>
 
@@ -68,6 +70,7 @@ void Acceptor::stop() noexcept {
   stopped_ = true;
   shard_.loop().cancel(accept_);
   shard_.loop().cancel(backoff_);
+  shard_.loop().unwatch_fd(listener_->get());
   // io_uring holds its own reference to the socket until the cancelled
   // accept completes; the socket closes when the last holder lets go.
   listener_.reset();
@@ -83,13 +86,19 @@ void Acceptor::on_accept(Operation& op) noexcept {
 }
 
 void Acceptor::on_result(int result, bool more) noexcept {
+  if (stopped_) {
+    // A connection accepted before the cancellation took effect: the
+    // listener is closed and the shard may be ending; refuse it.
+    if (result >= 0) ::close(result);
+    return;
+  }
   if (result >= 0) {
     if (short_of_resources_) {
       short_of_resources_ = false;
       next_backoff_ = shard_.accept_backoff();
     }
     shard_.serve(FileDescriptor(result), handler_);
-  } else if (result == -ECANCELED || stopped_) {
+  } else if (result == -ECANCELED) {
     return;
   } else if (is_resource_shortage(-result)) {
     pause(-result);

@@ -21,6 +21,15 @@ void resume_waiter(detail::Operation& op) noexcept {
 
 }  // namespace
 
+void InputBuffer::detach() {
+  if (loop_ == nullptr) return;
+  auto copy = std::make_unique_for_overwrite<std::byte[]>(size_);
+  std::copy_n(data_, size_, copy.get());
+  const std::size_t size = size_;
+  release();
+  *this = InputBuffer(std::move(copy), size);
+}
+
 void InputBuffer::release() noexcept {
   if (loop_ != nullptr) loop_->recycle_buffer(id_);
   loop_ = nullptr;

@@ -195,6 +195,11 @@ bool Loop::start(detail::Operation& op, Deadline deadline) noexcept {
     return true;
   }
   op.deadline = deadline.at();
+  // Out of memory for the timer heap: the operation fails, the loop goes on.
+  if ((op.code == detail::OpCode::sleep || !deadline.is_never()) && !timers_->reserve_one()) {
+    op.result = -ENOMEM;
+    return true;
+  }
   if (op.code == detail::OpCode::sleep) {
     if (op.deadline <= Clock::now()) return true;
     link(op);
@@ -236,7 +241,11 @@ void Loop::complete(detail::Operation& op) noexcept {
 }
 
 void Loop::complete_later(detail::Operation& op) noexcept {
-  deferred_.push_back(&op);
+  try {
+    deferred_.push_back(&op);
+  } catch (const std::bad_alloc&) {
+    complete(op);  // no memory to defer it: complete it now
+  }
 }
 
 void Loop::run_deferred() {
@@ -279,6 +288,12 @@ int Loop::socket_flags() const noexcept {
 }
 void Loop::forget_fd(int fd) noexcept {
   backend_->forget_fd(fd);
+}
+bool Loop::buffers_scarce() const noexcept {
+  return backend_->buffers_scarce();
+}
+void Loop::unwatch_fd(int fd) noexcept {
+  backend_->unwatch_fd(fd);
 }
 
 Loop::SleepAwaiter Loop::sleep(Duration duration) noexcept {

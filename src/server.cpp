@@ -68,14 +68,19 @@ struct Server::Impl {
   std::vector<std::unique_ptr<Listener>> listeners;
   std::vector<std::unique_ptr<detail::Shard>> shards;
   std::vector<std::thread> threads;
-  std::mutex mutex;
+  std::mutex mutex;       // listeners, shards and threads
+  std::mutex join_mutex;  // wait(): joining the threads
   bool started = false;
   bool joined = false;
   std::atomic<unsigned> running_shards = 0;
 
   ~Impl() {
+    // Closed listeners removed their paths already (someone else may have
+    // bound them since).
     for (const auto& listener : listeners) {
-      if (!listener->address.unix_path.empty()) ::unlink(listener->address.unix_path.c_str());
+      if (!listener->closed && !listener->address.unix_path.empty()) {
+        ::unlink(listener->address.unix_path.c_str());
+      }
     }
   }
 };
@@ -231,7 +236,9 @@ void Server::stop(Duration drain_timeout) noexcept {
 }
 
 void Server::wait() {
-  std::lock_guard lock(impl_->mutex);
+  // Not under `mutex`: stop() from another thread takes it, and must get
+  // it while this thread waits for the shards.
+  std::lock_guard lock(impl_->join_mutex);
   if (impl_->joined) return;
   for (auto& thread : impl_->threads) {
     if (thread.joinable()) thread.join();

@@ -1,10 +1,23 @@
 #include "timer_heap.hpp"
 
+#include <algorithm>
 #include <cassert>
+#include <new>
 
 namespace salam::detail {
 
-void TimerHeap::push(Operation& op) {
+bool TimerHeap::reserve_one() noexcept {
+  if (heap_.size() < heap_.capacity()) return true;
+  try {
+    heap_.reserve(std::max<std::size_t>(64, heap_.capacity() * 2));
+    return true;
+  } catch (const std::bad_alloc&) {
+    return false;
+  }
+}
+
+void TimerHeap::push(Operation& op) noexcept {
+  assert(heap_.size() < heap_.capacity() && "reserve_one() first");
   assert(op.heap_index == Operation::kNotInHeap);
   heap_.push_back(&op);
   op.heap_index = static_cast<std::uint32_t>(heap_.size() - 1);

@@ -21,7 +21,10 @@ class TimerHeap {
   std::size_t size() const noexcept { return heap_.size(); }
   Operation* top() const noexcept { return heap_.empty() ? nullptr : heap_.front(); }
 
-  void push(Operation& op);
+  // Makes room for one more push, so that push cannot fail; false when
+  // memory runs out.
+  bool reserve_one() noexcept;
+  void push(Operation& op) noexcept;
   void remove(Operation& op) noexcept;
   Operation* pop() noexcept;
 

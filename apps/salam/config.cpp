@@ -261,6 +261,17 @@ void finish(DaemonConfig& config) {
     }
     finish_access(listener);
     finish_proxy(listener);
+    if (listener.defer_accept && (listener.service != "greet" || listener.options.greet_first)) {
+      // The kernel would hold every connection until the client sends,
+      // which the client of a server-first service never does first.
+      throw ConfigError(listener.origin,
+                        listener.options.greet_first
+                            ? std::string("defer-accept cannot go with greet-first: the server "
+                                          "speaks first")
+                            : fmt::format("defer-accept is for greet, where the client speaks "
+                                          "first, not for {}",
+                                          listener.service));
+    }
     if (listener.service == "qotd") {
       listener.options.quotes = load_quotes(listener.options.quotes_file, listener.origin);
     }

@@ -57,7 +57,8 @@ enum class ProxyMode : std::uint8_t { off, required, optional };
 
 // The PROXY protocol on a listener: a header is read only from `trusted`
 // peers; `required` refuses connections without one, `optional` also
-// serves trusted peers that send none.
+// serves trusted peers whose first bytes are not a header (telling needs
+// bytes: a trusted peer that sends nothing waits out the timeout).
 struct ProxyConfig {
   ProxyMode mode = ProxyMode::off;
   std::vector<IpPrefix> trusted;

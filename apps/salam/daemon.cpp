@@ -26,8 +26,13 @@ ListenOptions listen_options(const ListenerConfig& listener) {
   return options;
 }
 
+// Whether two listeners' sockets would be set up alike: what a reload
+// cannot change without reopening the socket.
 bool same_socket(const ListenerConfig& a, const ListenerConfig& b) {
-  return a.backlog == b.backlog && a.reuse_port == b.reuse_port;
+  const ListenOptions x = listen_options(a);
+  const ListenOptions y = listen_options(b);
+  return x.backlog == y.backlog && x.reuse_port == y.reuse_port && x.no_delay == y.no_delay &&
+         x.defer_accept_seconds == y.defer_accept_seconds;
 }
 
 bool same_limits(const ClientLimitOptions& a, const ClientLimitOptions& b) {
@@ -124,6 +129,10 @@ void Daemon::reload() {
     next = load_configuration(overrides_);
   } catch (const ConfigError& e) {
     log::error("reload rejected, the running configuration stays: {}", e.what());
+    // Log rotation does not wait for a good file.
+    if (std::string error = access_log_.open(config_.access_log); !error.empty()) {
+      log::error("{}", error);
+    }
     return;
   }
   const std::shared_ptr<ClientLimits> previous_limits = limits_;
@@ -154,8 +163,10 @@ void Daemon::reload() {
       continue;
     }
     if (!same_socket(active.config, *wanted)) {
-      log::warning("{}: backlog and reuse-port changes take effect when the listener is reopened",
-                   wanted->origin);
+      log::warning(
+          "{}: socket settings (backlog, reuse-port, defer-accept, and TCP_NODELAY for "
+          "echo) take effect when the listener is reopened",
+          wanted->origin);
     }
     server_->replace_handler(active.index, handler_for(*wanted, next, active.stats));
     kept.push_back(Active{*wanted, active.index, active.stats});

@@ -46,6 +46,9 @@ class InputBuffer {
 
   // Gives the buffer back now.
   void release() noexcept;
+  // Moves the bytes out of the pool into memory of their own, and gives
+  // the pooled buffer back. Throws std::bad_alloc (and stays as it was).
+  void detach();
 
  private:
   void take(InputBuffer& other) noexcept {

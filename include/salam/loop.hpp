@@ -107,11 +107,18 @@ class Loop {
   std::byte* buffer_data(std::uint16_t id) noexcept;
   std::uint32_t buffer_size() const noexcept;
   void recycle_buffer(std::uint16_t id) noexcept;
+  // True when the pool is at its cap and nearly every buffer is lent out.
+  // Code that keeps an InputBuffer across a wait (echo, writing back what it
+  // read to a slow reader) should then detach() it, so that the pool stays
+  // free for new reads.
+  bool buffers_scarce() const noexcept;
 
   // Socket flags the backend wants on new sockets (SOCK_NONBLOCK or 0).
   int socket_flags() const noexcept;
   // Tells the backend a descriptor is about to be closed.
   void forget_fd(int fd) noexcept;
+  // Tells the backend this loop is done with a descriptor that stays open.
+  void unwatch_fd(int fd) noexcept;
 
  private:
   void turn();

@@ -41,6 +41,11 @@ class Backend {
   virtual void wait(Duration timeout) noexcept = 0;
   // A descriptor is about to be closed; forget anything kept about it.
   virtual void forget_fd(int fd) noexcept = 0;
+  // This loop is done with a descriptor that stays open elsewhere (a
+  // listener other shards still use): stop watching it.
+  virtual void unwatch_fd(int fd) noexcept = 0;
+  // Few receive buffers left for new reads (see Loop::buffers_scarce).
+  virtual bool buffers_scarce() const noexcept = 0;
   // Returns a pooled receive buffer to the pool.
   virtual void recycle_buffer(std::uint16_t id) noexcept = 0;
   // SOCK_NONBLOCK if sockets must be non-blocking, else 0.

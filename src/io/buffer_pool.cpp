@@ -1,6 +1,7 @@
 #include "io/buffer_pool.hpp"
 
 #include <algorithm>
+#include <new>
 
 namespace salam::detail {
 
@@ -23,8 +24,14 @@ std::optional<BufferPool::Added> BufferPool::grow() {
   auto count = static_cast<std::uint16_t>(std::min<std::uint32_t>(kBlock, max_ - count_));
   if (first % kBlock == 0) {
     // for_overwrite: the pages are not touched until a read lands in them.
-    blocks_.push_back(
-        std::make_unique_for_overwrite<std::byte[]>(std::size_t{kBlock} * buffer_size_));
+    // Out of memory is the cap come early: reads get ENOBUFS.
+    try {
+      blocks_.reserve(blocks_.size() + 1);
+      blocks_.push_back(
+          std::make_unique_for_overwrite<std::byte[]>(std::size_t{kBlock} * buffer_size_));
+    } catch (const std::bad_alloc&) {
+      return std::nullopt;
+    }
   }
   count_ += count;
   return Added{first, count};

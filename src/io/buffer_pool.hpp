@@ -25,6 +25,9 @@ class BufferPool {
   std::uint32_t buffer_size() const noexcept { return buffer_size_; }
   std::uint32_t count() const noexcept { return count_; }
   std::uint32_t max() const noexcept { return max_; }
+  // At the cap with fewer than an eighth of the buffers free to take.
+  bool scarce(std::uint32_t free) const noexcept { return count_ >= max_ && free < max_ / 8; }
+  std::uint32_t free_count() const noexcept { return static_cast<std::uint32_t>(free_.size()); }
   std::byte* data(std::uint16_t id) noexcept {
     return blocks_[id / kBlock].get() + static_cast<std::size_t>(id % kBlock) * buffer_size_;
   }

@@ -108,6 +108,19 @@ class EpollBackend final : public Backend {
     state = FdState{};
   }
 
+  void unwatch_fd(int fd) noexcept override {
+    if (static_cast<std::size_t>(fd) >= fds_.size()) return;
+    // The file stays open in other shards, so close(2) will not remove it
+    // from this epoll set (and from its EPOLLEXCLUSIVE wake-ups): do it now,
+    // and forget it, so that a later descriptor with this number is
+    // registered afresh.
+    if (fds_[static_cast<std::size_t>(fd)].registered)
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    forget_fd(fd);
+  }
+
+  bool buffers_scarce() const noexcept override { return buffers_.scarce(buffers_.free_count()); }
+
   void recycle_buffer(std::uint16_t id) noexcept override { buffers_.put(id); }
 
   int socket_flags() const noexcept override { return SOCK_NONBLOCK; }
@@ -138,7 +151,14 @@ class EpollBackend final : public Backend {
       op.result = -EBADF;
       return false;
     }
-    FdState& state = state_of(op.fd);
+    FdState* found = nullptr;
+    try {
+      found = &state_of(op.fd);
+    } catch (const std::bad_alloc&) {
+      op.result = -ENOMEM;
+      return false;
+    }
+    FdState& state = *found;
     Operation*& slot = is_reader(op) ? state.reader : state.writer;
     if (slot != nullptr) {
       op.result = -EBUSY;  // one reader and one writer per descriptor at a time

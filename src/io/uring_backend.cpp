@@ -155,7 +155,9 @@ class UringBackend final : public Backend {
     reap();
   }
 
+  bool buffers_scarce() const noexcept override { return buffers_.scarce(in_ring_); }
   void forget_fd(int) noexcept override {}
+  void unwatch_fd(int) noexcept override {}
 
   void recycle_buffer(std::uint16_t id) noexcept override {
     buffer_ring_.add(buffers_.data(id), buffers_.buffer_size(), id);

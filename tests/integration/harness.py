@@ -143,6 +143,28 @@ class Server:
         return status, log
 
 
+def host_port(address):
+    """("127.0.0.1", 8888) from "127.0.0.1:8888", ("::1", 8888) from "[::1]:8888"."""
+    host, port = address.rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+
+def free_port():
+    """A port nothing listens on now (for configuration files that name one)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def refused(host, port):
+    """Whether connecting to host:port is refused (nothing listens)."""
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+        return False
+    except ConnectionRefusedError:
+        return True
+
+
 def tutorial_client(host, port, message=b"Hello, server!"):
     """The tutorial's client, as written there: connect, sendall, recv, close.
 

@@ -16,10 +16,6 @@ def salam(*args, backend="io_uring", **kwargs):
     return harness.Server([BINARY, "--backend", backend, *args], **kwargs)
 
 
-def host_port(address):
-    host, port = address.rsplit(":", 1)
-    return host.strip("[]"), int(port)
-
 
 class Greet(unittest.TestCase):
     def test_no_arguments_is_the_tutorial_server(self):
@@ -39,7 +35,7 @@ class Greet(unittest.TestCase):
         for backend in harness.BACKENDS:
             with self.subTest(backend=backend), salam("--listen", "127.0.0.1:0",
                                                       backend=backend) as server:
-                host, port = host_port(server.addresses[0])
+                host, port = harness.host_port(server.addresses[0])
                 nc = subprocess.run(["nc", "-N", host, str(port)], input=b"hello\n",
                                     capture_output=True, timeout=10)
                 self.assertEqual(nc.stdout, b"Hello, client!")
@@ -54,10 +50,10 @@ class Greet(unittest.TestCase):
                                                       backend=backend) as server:
                 v6_only, dual = server.addresses
                 self.assertTrue(v6_only.startswith("[::1]:"))
-                _, port = host_port(v6_only)
+                _, port = harness.host_port(v6_only)
                 self.assertEqual(harness.exchange("::1", port, family=socket.AF_INET6),
                                  b"Hello, client!")
-                _, dual_port = host_port(dual)
+                _, dual_port = harness.host_port(dual)
                 self.assertEqual(harness.exchange("::1", dual_port, family=socket.AF_INET6),
                                  b"Hello, client!")
                 self.assertEqual(harness.exchange("127.0.0.1", dual_port), b"Hello, client!")
@@ -72,7 +68,7 @@ class Greet(unittest.TestCase):
         for backend in harness.BACKENDS:
             with self.subTest(backend=backend), salam("--listen", "127.0.0.1:0",
                                                       backend=backend) as server:
-                host, port = host_port(server.addresses[0])
+                host, port = harness.host_port(server.addresses[0])
                 for _ in range(20):
                     s = socket.create_connection((host, port), timeout=5)
                     s.shutdown(socket.SHUT_WR)
@@ -87,7 +83,7 @@ class Greet(unittest.TestCase):
             with self.subTest(backend=backend), salam("--listen", "127.0.0.1:0", "--threads", "1",
                                                       "--read-timeout", "1s",
                                                       backend=backend) as server:
-                host, port = host_port(server.addresses[0])
+                host, port = harness.host_port(server.addresses[0])
                 silent = [socket.create_connection((host, port), timeout=10) for _ in range(50)]
                 started = time.monotonic()
                 for _ in range(20):
@@ -111,7 +107,7 @@ class Greet(unittest.TestCase):
         for backend in harness.BACKENDS:
             with self.subTest(backend=backend), salam("--listen", "127.0.0.1:0", "--quiet",
                                                       backend=backend) as server:
-                host, port = host_port(server.addresses[0])
+                host, port = harness.host_port(server.addresses[0])
                 replies = harness.concurrent_exchanges(host, port, 2000)
                 failures = [r for r in replies if r != b"Hello, client!"]
                 self.assertEqual(failures, [], f"{len(failures)} of 2000 failed: {failures[:3]}")
@@ -123,7 +119,7 @@ class Greet(unittest.TestCase):
             with self.subTest(backend=backend), salam("--listen", "127.0.0.1:0", "--max-connections",
                                                       "5", "--read-timeout", "1m",
                                                       backend=backend) as server:
-                host, port = host_port(server.addresses[0])
+                host, port = harness.host_port(server.addresses[0])
                 held = [socket.create_connection((host, port), timeout=10) for _ in range(5)]
                 server.wait_for_count(r" connected$", 5)
                 for _ in range(3):
@@ -166,7 +162,7 @@ class Greet(unittest.TestCase):
     def test_article_backlog_and_one_thread_can_be_reproduced(self):
 
         with salam("--listen", "127.0.0.1:0", "--backlog", "5", "--threads", "1") as server:
-            host, port = host_port(server.addresses[0])
+            host, port = harness.host_port(server.addresses[0])
             self.assertIn("(1 shard,", server.log())
             self.assertEqual(harness.exchange(host, port), b"Hello, client!")
             self.assertEqual(server.close()[0], 0)
@@ -175,7 +171,7 @@ class Greet(unittest.TestCase):
         for backend in harness.BACKENDS:
             with self.subTest(backend=backend), salam("--listen", "127.0.0.1:0",
                                                       backend=backend) as server:
-                host, port = host_port(server.addresses[0])
+                host, port = harness.host_port(server.addresses[0])
                 for _ in range(10):
                     with socket.create_connection((host, port), timeout=10) as s:
                         s.sendall(b"x" * 60000)  # far more than the 1024 bytes read

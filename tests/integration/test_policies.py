@@ -21,17 +21,6 @@ import harness
 BINARY = None
 
 
-def host_port(address):
-    host, port = address.rsplit(":", 1)
-    return host.strip("[]"), int(port)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def connect(port, source="127.0.0.1", host="127.0.0.1"):
     s = socket.socket()
     s.settimeout(10)
@@ -76,7 +65,7 @@ class AccessLists(unittest.TestCase):
             with self.subTest(backend=backend), harness.Server(
                     [BINARY, "--backend", backend, "--listen", "127.0.0.1:0",
                      "--allow", "127.0.0.3", "--deny", "127.0.0.0/8"]) as server:
-                _, port = host_port(server.addresses[0])
+                _, port = harness.host_port(server.addresses[0])
                 self.assertEqual(greet_from(port, "127.0.0.3"), b"Hello, client!")
                 self.assertEqual(greet_from(port, "127.0.0.2"), b"", "denied: not a byte")
                 server.wait_for_log(r"client 127\.0\.0\.2:\d+ closed: denied, 0 bytes in, 0 bytes out")
@@ -88,7 +77,7 @@ class AccessLists(unittest.TestCase):
         with tempfile.TemporaryDirectory() as directory:
             rules = os.path.join(directory, "rules")
             config = os.path.join(directory, "salam.toml")
-            port = free_port()
+            port = harness.free_port()
             with open(rules, "w") as f:
                 f.write("# the first version\ndeny 127.0.0.2\n")
             with open(config, "w") as f:
@@ -108,7 +97,7 @@ class AccessLists(unittest.TestCase):
 
     def test_a_flood_of_denied_clients_does_not_flood_the_log(self):
         with harness.Server([BINARY, "--listen", "127.0.0.1:0", "--deny", "127.0.0.2"]) as server:
-            _, port = host_port(server.addresses[0])
+            _, port = harness.host_port(server.addresses[0])
             for _ in range(600):
                 with connect(port, "127.0.0.2") as s:
                     s.close()
@@ -128,7 +117,7 @@ class ClientLimits(unittest.TestCase):
             with self.subTest(backend=backend), harness.Server(
                     [BINARY, "--backend", backend, "--listen", "127.0.0.1:0", "--read-timeout", "30s",
                      "--max-connections-per-client", "2", "--quiet"]) as server:
-                _, port = host_port(server.addresses[0])
+                _, port = harness.host_port(server.addresses[0])
                 sockets = [connect(port, "127.0.0.2") for _ in range(100)]
                 time.sleep(0.3)
                 # The two admitted ones are served; 98 were refused.
@@ -149,7 +138,7 @@ class ClientLimits(unittest.TestCase):
     def test_connection_rate_per_client(self):
         with harness.Server([BINARY, "--listen", "127.0.0.1:0", "--connection-rate", "2",
                              "--connection-burst", "5"]) as server:
-            _, port = host_port(server.addresses[0])
+            _, port = harness.host_port(server.addresses[0])
             replies = [greet_from(port, "127.0.0.2") for _ in range(20)]
             served = replies.count(b"Hello, client!")
             # The burst of 5, plus what 2/s refills while the loop runs.
@@ -162,7 +151,7 @@ class ClientLimits(unittest.TestCase):
     def test_limit_message_is_sent_before_closing(self):
         with harness.Server([BINARY, "--listen", "127.0.0.1:0", "--max-connections-per-client", "1",
                              "--read-timeout", "30s", "--limit-message", "busy\\r\\n"]) as server:
-            _, port = host_port(server.addresses[0])
+            _, port = harness.host_port(server.addresses[0])
             with connect(port, "127.0.0.2") as held:
                 time.sleep(0.1)
                 with connect(port, "127.0.0.2") as refused:
@@ -179,7 +168,7 @@ class ProxyProtocol(unittest.TestCase):
     def test_v1_and_v2_headers_name_the_client(self):
         for backend in harness.BACKENDS:
             with self.subTest(backend=backend), self.run_salam(backend=backend) as server:
-                _, port = host_port(server.addresses[0])
+                _, port = harness.host_port(server.addresses[0])
                 with connect(port) as s:
                     s.sendall(b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 8888\r\nhi")
                     self.assertEqual(read_all(s), b"Hello, client!")
@@ -193,7 +182,7 @@ class ProxyProtocol(unittest.TestCase):
 
     def test_a_header_one_byte_at_a_time_and_payload_in_the_same_segment(self):
         with self.run_salam("--service", "echo") as server:
-            _, port = host_port(server.addresses[0])
+            _, port = harness.host_port(server.addresses[0])
             header = v2_header(("198.51.100.10", 6000), ("127.0.0.1", port))
             with connect(port) as s:
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -212,7 +201,7 @@ class ProxyProtocol(unittest.TestCase):
 
     def test_malformed_late_and_untrusted_headers_are_refused(self):
         with self.run_salam("--proxy-timeout", "300ms") as server:
-            _, port = host_port(server.addresses[0])
+            _, port = harness.host_port(server.addresses[0])
             for bad in (b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n", b"PROXY TCP9 x\r\n",
                         b"GET / HTTP/1.1\r\n\r\n", b"\r\n\r\n\x00\r\nQUIT\n\x99\x11\x00\x0c" + bytes(12),
                         b"PROXY " + b"x" * 200):
@@ -227,7 +216,7 @@ class ProxyProtocol(unittest.TestCase):
             server.close()
         # From an address that is not trusted, a header is never applied.
         with self.run_salam() as server:
-            _, port = host_port(server.addresses[0])
+            _, port = harness.host_port(server.addresses[0])
             with connect(port, source="127.0.0.5") as s:
                 s.sendall(b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 8888\r\nhi")
                 self.assertEqual(read_all(s), b"")
@@ -238,7 +227,7 @@ class ProxyProtocol(unittest.TestCase):
     def test_optional_mode_serves_clients_without_a_header(self):
         with harness.Server([BINARY, "--listen", "127.0.0.1:0", "--proxy-protocol", "optional",
                              "--proxy-trusted", "127.0.0.1"]) as server:
-            _, port = host_port(server.addresses[0])
+            _, port = harness.host_port(server.addresses[0])
             self.assertEqual(greet_from(port, "127.0.0.1", b"plain hello"), b"Hello, client!")
             with connect(port) as s:
                 s.sendall(b"PROXY TCP4 192.0.2.8 127.0.0.1 1234 8888\r\nhi")
@@ -270,7 +259,7 @@ class RealBalancers(unittest.TestCase):
                 time.sleep(0.05)
 
     def haproxy(self, backend_port):
-        front = free_port()
+        front = harness.free_port()
         config = os.path.join(self.dir.name, "haproxy.cfg")
         with open(config, "w") as f:
             f.write(f"""global
@@ -290,7 +279,7 @@ backend salam
         return front
 
     def nginx(self, backend_port):
-        front = free_port()
+        front = harness.free_port()
         prefix = self.dir.name
         config = os.path.join(prefix, "nginx.conf")
         with open(config, "w") as f:
@@ -316,7 +305,7 @@ stream {{
         with harness.Server([BINARY, "--listen", "127.0.0.1:0", "--proxy-protocol", "required",
                              "--proxy-trusted", "127.0.0.1", "--max-connections-per-client", "1",
                              "--read-timeout", "30s"]) as server:
-            _, port = host_port(server.addresses[0])
+            _, port = harness.host_port(server.addresses[0])
             front = start_balancer(port)
             with connect(front, "127.0.0.2") as s:
                 client_port = s.getsockname()[1]
@@ -351,7 +340,7 @@ class Caps(unittest.TestCase):
             with self.subTest(backend=backend), harness.Server(
                     [BINARY, "--backend", backend, "--listen", "127.0.0.1:0", "--service", "echo",
                      "--max-lifetime", "500ms"]) as server:
-                _, port = host_port(server.addresses[0])
+                _, port = harness.host_port(server.addresses[0])
                 started = time.monotonic()
                 with connect(port) as s:
                     for _ in range(20):  # busy, never idle: only the lifetime ends it
@@ -370,7 +359,7 @@ class Caps(unittest.TestCase):
             with self.subTest(backend=backend), harness.Server(
                     [BINARY, "--backend", backend, "--listen", "127.0.0.1:0", "--service", "discard",
                      "--min-rate", "1000", "--min-rate-grace", "300ms"]) as server:
-                _, port = host_port(server.addresses[0])
+                _, port = harness.host_port(server.addresses[0])
                 with connect(port) as s:
                     try:
                         for _ in range(40):  # 1 byte per 50 ms: 20 B/s
@@ -388,7 +377,7 @@ class AccessLog(unittest.TestCase):
             path = os.path.join(directory, "access.log")
             with harness.Server([BINARY, "--listen", "127.0.0.1:0", "--access-log", path,
                                  "--log-format", "json"]) as server:
-                _, port = host_port(server.addresses[0])
+                _, port = harness.host_port(server.addresses[0])
                 self.assertEqual(greet_from(port, "127.0.0.2"), b"Hello, client!")
                 time.sleep(0.2)
                 os.rename(path, path + ".1")  # what logrotate does

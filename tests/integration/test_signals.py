@@ -15,40 +15,21 @@ import harness
 BINARY = None
 
 
-def host_port(address):
-    host, port = address.rsplit(":", 1)
-    return host.strip("[]"), int(port)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def refused(host, port):
-    try:
-        socket.create_connection((host, port), timeout=2).close()
-        return False
-    except ConnectionRefusedError:
-        return True
-
-
 class Drain(unittest.TestCase):
     def test_sigterm_lets_clients_in_flight_finish(self):
         for backend in harness.BACKENDS:
             with self.subTest(backend=backend), harness.Server(
                     [BINARY, "--backend", backend, "--listen", "127.0.0.1:0"]) as server:
-                host, port = host_port(server.addresses[0])
+                host, port = harness.host_port(server.addresses[0])
                 clients = [socket.create_connection((host, port), timeout=10) for _ in range(20)]
                 server.wait_for_count(r" connected$", 20)
                 server.process.send_signal(signal.SIGTERM)
                 server.wait_for_log(r"stopping; connections have 10000 ms to finish")
                 # New clients are refused at once...
                 deadline = time.monotonic() + 3
-                while not refused(host, port) and time.monotonic() < deadline:
+                while not harness.refused(host, port) and time.monotonic() < deadline:
                     time.sleep(0.02)
-                self.assertTrue(refused(host, port))
+                self.assertTrue(harness.refused(host, port))
                 # ...while those in flight still get their reply.
                 for client in clients:
                     client.sendall(b"hi")
@@ -63,7 +44,7 @@ class Drain(unittest.TestCase):
             with self.subTest(backend=backend), harness.Server(
                     [BINARY, "--backend", backend, "--listen", "127.0.0.1:0", "--read-timeout", "1m",
                      "--drain-timeout", "500ms"]) as server:
-                host, port = host_port(server.addresses[0])
+                host, port = harness.host_port(server.addresses[0])
                 silent = [socket.create_connection((host, port), timeout=10) for _ in range(10)]
                 server.wait_for_count(r" connected$", 10)
                 started = time.monotonic()
@@ -82,7 +63,7 @@ class Drain(unittest.TestCase):
     def test_a_second_signal_ends_the_drain_at_once(self):
         with harness.Server([BINARY, "--listen", "127.0.0.1:0", "--read-timeout", "1m",
                              "--drain-timeout", "1m"]) as server:
-            host, port = host_port(server.addresses[0])
+            host, port = harness.host_port(server.addresses[0])
             silent = [socket.create_connection((host, port), timeout=10) for _ in range(5)]
             server.wait_for_count(r" connected$", 5)
             server.process.send_signal(signal.SIGTERM)
@@ -118,7 +99,7 @@ class Reload(unittest.TestCase):
 
     def test_reload_changes_adds_and_removes_listeners_without_dropping_connections(self):
         for backend in harness.BACKENDS:
-            a, b = free_port(), free_port()
+            a, b = harness.free_port(), harness.free_port()
             self.write(f'[[listen]]\naddress = "127.0.0.1:{a}"\nmessage = "one"\n')
             with self.subTest(backend=backend), harness.Server(
 
@@ -144,14 +125,14 @@ class Reload(unittest.TestCase):
                 self.write(f'[[listen]]\naddress = "127.0.0.1:{a}"\nmessage = "three"\n')
                 self.reload(server, "configuration reloaded")
                 deadline = time.monotonic() + 5
-                while not refused("127.0.0.1", b):
+                while not harness.refused("127.0.0.1", b):
                     self.assertLess(time.monotonic(), deadline, "the removed listener still accepts")
                     time.sleep(0.02)
                 self.assertEqual(server.close()[0], 0)
 
 
     def test_a_bad_file_is_rejected_and_the_old_configuration_keeps_serving(self):
-        port = free_port()
+        port = harness.free_port()
         self.write(f'[[listen]]\naddress = "127.0.0.1:{port}"\nmessage = "kept"\n')
         with harness.Server([BINARY, "--config", self.path]) as server:
             bad_files = [
@@ -176,7 +157,7 @@ class Reload(unittest.TestCase):
 
     def test_sighup_without_a_configuration_file_changes_nothing(self):
         with harness.Server([BINARY, "--listen", "127.0.0.1:0"]) as server:
-            host, port = host_port(server.addresses[0])
+            host, port = harness.host_port(server.addresses[0])
             self.reload(server, "no configuration file to re-read")
             self.assertEqual(harness.exchange(host, port), b"Hello, client!")
             self.assertEqual(server.close()[0], 0)

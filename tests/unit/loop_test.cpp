@@ -258,6 +258,29 @@ TEST_P(LoopTest, BufferPoolGrowsToItsCapThenReportsNoBufferSpace) {
   held.clear();
 }
 
+TEST_P(LoopTest, DetachedInputLeavesThePool) {
+  LoopOptions small = options();
+  small.buffer_size = 4096;
+  small.buffers_initial = 64;
+  small.buffers_max = 64;
+  Loop loop(small);
+  std::vector<Pair> pairs;
+  for (int i = 0; i < 60; ++i) {
+    pairs.push_back(make_pair(loop));
+    ASSERT_EQ(::send(pairs.back().peer.get(), "x", 1, 0), 1);
+  }
+  std::vector<InputBuffer> held;
+  std::vector<std::error_code> errors;
+  loop.run(read_everywhere(pairs, held, errors));
+  ASSERT_EQ(held.size(), 60u);
+  EXPECT_TRUE(loop.buffers_scarce()) << "4 of 64 buffers left";
+  for (int i = 0; i < 10; ++i)
+    held[i].detach();
+  EXPECT_FALSE(loop.buffers_scarce()) << "detached bytes went back to the pool";
+  EXPECT_EQ(held[0].text(), "x") << "and stay readable";
+  held.clear();
+}
+
 Task<> accept_one(Loop& loop, int listener, int& accepted) {
   detail::Operation op;  // a raw single accept, as a backend test
   struct Awaiter {

@@ -8,10 +8,10 @@
 // Sending and discarding run as two tasks of one scope, so that a client
 // that writes without reading cannot stall the stream: when sending ends,
 // it shuts reading down and the discarding task sees end of file.
-#include <salam/scope.hpp>
-
 #include <cerrno>
 #include <string>
+
+#include <salam/scope.hpp>
 
 #include "service.hpp"
 

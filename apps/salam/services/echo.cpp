@@ -1,7 +1,10 @@
 // echo (RFC 862): send back what arrives until the client closes its side.
 // Each read is written back before the next read starts, so a client that
 // does not read its echoes stops being read: memory stays at one buffer
-// per connection whatever the client does.
+// per connection whatever the client does. When the loop's receive
+// buffers run short (many clients that do not read), that one buffer is
+// moved out of the pool, so slow readers cannot starve other connections'
+// reads.
 #include "service.hpp"
 
 namespace salam::daemon {
@@ -11,6 +14,7 @@ Task<CloseReason> serve_echo(Connection& client, const ServiceOptions& options) 
     auto input = co_await client.read(64 * 1024, options.idle_timeout);
     if (!input) co_return reason_for(input.error(), CloseReason::timeout_idle);
     if (input->empty()) break;
+    if (client.loop().buffers_scarce()) input->detach();
     if (auto error = co_await client.write_all(input->bytes(), options.idle_timeout)) {
       co_return reason_for(error, CloseReason::timeout_idle);
     }
