@@ -382,6 +382,14 @@ TEST_P(ServerTest, ListenersCanBeAddedReplacedAndClosedWhileRunning) {
   }
   EXPECT_TRUE(refused);
   EXPECT_EQ(greet_once(first_address, "x"), "uno");
+
+  // A listener opened after that one closed gets its descriptor number:
+  // the shards must watch it afresh (a stale "already registered" on epoll
+  // once left such a listener deaf).
+  const auto third = server.listen({.address = "127.0.0.1:0"}, answering("three"));
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(greet_once(server.local_socket_address(third), "x"), "three");
+  }
   server.stop(1s);
   server.wait();
 }
