@@ -353,6 +353,7 @@ TEST_P(ServerTest, ListenersCanBeAddedReplacedAndClosedWhileRunning) {
 
   // A connection in progress keeps its handler when the listener gets a
   // new one; new connections get the new one (once every shard has it).
+  ASSERT_TRUE(connections_drop_to_zero(server));
   auto held = connect_blocking(first_address);
   ASSERT_TRUE(held);
   // Connected is not yet accepted: wait until its handler runs.
