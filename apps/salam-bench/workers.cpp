@@ -96,11 +96,24 @@ Task<> greet_worker(ThreadContext* context, unsigned index) {
   }
 }
 
+// Opens the persistent connection of an echo or discard worker; a failure
+// is the operation's. Called only when there is none, so the steady state
+// allocates no frame for it.
+Task<bool> reconnect(ThreadContext* context, std::optional<Connection>& connection, Phase phase,
+                     Deadline deadline, std::optional<SocketAddress> source) {
+  auto connected = co_await connect(context->loop(), context->options().target, deadline, source);
+  if (!connected) {
+    context->failed(phase, connected.error());
+    co_return false;
+  }
+  connection.emplace(std::move(*connected));
+  co_return true;
+}
+
 // echo: on a persistent connection, send the payload and read it back. A
 // failed round trip closes the connection; the next operation reconnects.
 Task<> echo_worker(ThreadContext* context, unsigned index) {
   const Options& options = context->options();
-  Loop& loop = context->loop();
   const auto source = context->source_for(index);
   const std::vector<std::byte>& payload = context->payload();
   const std::size_t chunk_size = std::min(payload.size(), kEchoChunk);
@@ -112,14 +125,7 @@ Task<> echo_worker(ThreadContext* context, unsigned index) {
     const Phase phase = context->next(started);
     if (phase == Phase::stop) break;
     const Deadline deadline(started + options.timeout);
-    if (!connection) {
-      auto connected = co_await connect(loop, options.target, deadline, source);
-      if (!connected) {
-        context->failed(phase, connected.error());
-        continue;
-      }
-      connection.emplace(std::move(*connected));
-    }
+    if (!connection && !co_await reconnect(context, connection, phase, deadline, source)) continue;
     std::error_code error;
     bool same = true;
     for (std::size_t offset = 0; offset < payload.size() && !error && same; offset += chunk_size) {
@@ -158,7 +164,6 @@ Task<> echo_worker(ThreadContext* context, unsigned index) {
 // an operation is one payload handed to the kernel.
 Task<> discard_worker(ThreadContext* context, unsigned index) {
   const Options& options = context->options();
-  Loop& loop = context->loop();
   const auto source = context->source_for(index);
   const std::vector<std::byte>& payload = context->payload();
   std::optional<Connection> connection;
@@ -168,14 +173,7 @@ Task<> discard_worker(ThreadContext* context, unsigned index) {
     const Phase phase = context->next(started);
     if (phase == Phase::stop) break;
     const Deadline deadline(started + options.timeout);
-    if (!connection) {
-      auto connected = co_await connect(loop, options.target, deadline, source);
-      if (!connected) {
-        context->failed(phase, connected.error());
-        continue;
-      }
-      connection.emplace(std::move(*connected));
-    }
+    if (!connection && !co_await reconnect(context, connection, phase, deadline, source)) continue;
     if (auto error = co_await connection->write_all(payload, deadline)) {
       context->failed(phase, error);
       connection.reset();

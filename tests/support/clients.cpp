@@ -28,7 +28,21 @@ FileDescriptor connect_blocking(const SocketAddress& target, Duration timeout) {
   timeval tv{static_cast<time_t>(micros / 1'000'000), static_cast<suseconds_t>(micros % 1'000'000)};
   ::setsockopt(socket.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(socket.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  if (::connect(socket.get(), target.data(), target.size()) != 0) socket.reset();
+  if (::connect(socket.get(), target.data(), target.size()) == 0) return socket;
+  if (errno != EINTR) {
+    socket.reset();
+    return socket;
+  }
+  // A signal cut the wait short (a blocking connect with a timeout returns
+  // EINTR rather than restart), but the handshake goes on: wait for it.
+  pollfd ready{socket.get(), POLLOUT, 0};
+  int error = 0;
+  socklen_t length = sizeof error;
+  if (::poll(&ready, 1, static_cast<int>(micros / 1000)) != 1 ||
+      ::getsockopt(socket.get(), SOL_SOCKET, SO_ERROR, &error, &length) != 0 || error != 0) {
+    errno = error != 0 ? error : ETIMEDOUT;
+    socket.reset();
+  }
   return socket;
 }
 

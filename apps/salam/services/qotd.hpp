@@ -16,7 +16,6 @@ struct Quotes {
   mutable std::atomic<std::size_t> next{0};
 };
 
-
 // Reads quotes from `path` in the fortune format: quotes separated by lines
 // holding only "%"; a file without such lines has one quote per non-empty
 // line. An empty path gives the built-in quotes. Throws ConfigError naming
