@@ -10,7 +10,9 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <new>
 #include <system_error>
+#include <vector>
 
 #include <liburing.h>
 #include <sys/mman.h>
@@ -127,14 +129,19 @@ class UringBackend final : public Backend {
   }
 
   void cancel(Operation& op) noexcept override {
-    io_uring_sqe* sqe = get_sqe();
-    if (sqe == nullptr) return;  // the deadline or drain will try again
-    io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(&op), 0);
-    io_uring_sqe_set_data64(sqe, kIgnored);
-    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    if (submit_cancel(op)) return;
+    // No room in the submission queue even after submitting (the kernel is
+    // backed up): keep it, and try again before the next wait. A lost
+    // cancel would leave a deadline, or the drain, waiting for ever.
+    try {
+      pending_cancels_.push_back(&op);
+    } catch (const std::bad_alloc&) {
+      log::critical("io_uring: out of memory queueing a cancellation");
+    }
   }
 
   void wait(Duration timeout) noexcept override {
+    retry_cancels();
     int result;
     if (timeout == Duration::zero()) {
       result = io_uring_submit_and_get_events(&ring_);
@@ -167,6 +174,21 @@ class UringBackend final : public Backend {
   int socket_flags() const noexcept override { return 0; }
 
  private:
+  bool submit_cancel(Operation& op) noexcept {
+    io_uring_sqe* sqe = get_sqe();
+    if (sqe == nullptr) return false;
+    io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(&op), 0);
+    io_uring_sqe_set_data64(sqe, kIgnored);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    return true;
+  }
+
+  void retry_cancels() noexcept {
+    while (!pending_cancels_.empty() && submit_cancel(*pending_cancels_.back())) {
+      pending_cancels_.pop_back();
+    }
+  }
+
   io_uring_sqe* get_sqe() noexcept {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (sqe == nullptr) {
@@ -258,6 +280,9 @@ class UringBackend final : public Backend {
         }
       }
     }
+    if (!pending_cancels_.empty() && (cqe_flags & IORING_CQE_F_MORE) == 0) {
+      std::erase(pending_cancels_, &op);  // done: its memory may go away now
+    }
     op.result = result;
     op.flags = 0;
     if ((cqe_flags & IORING_CQE_F_MORE) != 0) op.flags |= kMoreCompletions;
@@ -273,6 +298,8 @@ class UringBackend final : public Backend {
   BufferRing buffer_ring_;
   // Buffers the kernel may pick from now.
   std::uint32_t in_ring_ = 0;
+  // Cancellations that found no submission slot (see cancel()).
+  std::vector<Operation*> pending_cancels_;
 };
 
 }  // namespace
