@@ -7,6 +7,7 @@
 #include <salam/log.hpp>
 #include <salam/result.hpp>
 
+#include "engine.hpp"
 #include "shard.hpp"
 
 namespace salam::detail {
@@ -62,22 +63,22 @@ void Acceptor::arm() noexcept {
   accept_.multishot = true;
   accept_.fd = listener_->get();
   accept_.on_complete = &Acceptor::on_accept;
-  if (shard_.loop().start(accept_)) on_result(accept_.result, false);
+  if (Engine::start(shard_.loop(), accept_)) on_result(accept_.result, false);
 }
 
 void Acceptor::stop() noexcept {
   if (stopped_) return;
   stopped_ = true;
-  shard_.loop().cancel(accept_);
-  shard_.loop().cancel(backoff_);
-  shard_.loop().unwatch_fd(listener_->get());
+  Engine::cancel(shard_.loop(), accept_);
+  Engine::cancel(shard_.loop(), backoff_);
+  Engine::unwatch_fd(shard_.loop(), listener_->get());
   // io_uring holds its own reference to the socket until the cancelled
   // accept completes; the socket closes when the last holder lets go.
   listener_.reset();
 }
 
 void Acceptor::resume() noexcept {
-  if (paused_) shard_.loop().cancel(backoff_);
+  if (paused_) Engine::cancel(shard_.loop(), backoff_);
 }
 
 void Acceptor::on_accept(Operation& op) noexcept {
@@ -129,7 +130,7 @@ void Acceptor::pause(int error) noexcept {
   backoff_.on_complete = &Acceptor::on_backoff_end;
   const Duration wait = next_backoff_;
   next_backoff_ = std::min(next_backoff_ * 2, shard_.accept_backoff_max());
-  if (shard_.loop().start(backoff_, Deadline(wait))) on_backoff_end(backoff_);
+  if (Engine::start(shard_.loop(), backoff_, Deadline(wait))) on_backoff_end(backoff_);
 }
 
 void Acceptor::on_backoff_end(Operation& op) noexcept {

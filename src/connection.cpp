@@ -1,5 +1,4 @@
 #include <algorithm>
-#include <cassert>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -9,7 +8,10 @@
 #include <sys/socket.h>
 
 #include <salam/connection.hpp>
+#include <salam/detail/contract.hpp>
 #include <salam/loop.hpp>
+
+#include "engine.hpp"
 
 namespace salam {
 
@@ -21,28 +23,15 @@ void resume_waiter(detail::Operation& op) noexcept {
 
 }  // namespace
 
-void InputBuffer::detach() {
-  if (loop_ == nullptr) return;
-  auto copy = std::make_unique_for_overwrite<std::byte[]>(size_);
-  std::copy_n(data_, size_, copy.get());
-  const std::size_t size = size_;
-  release();
-  *this = InputBuffer(std::move(copy), size);
-}
-
-void InputBuffer::release() noexcept {
-  if (loop_ != nullptr) loop_->recycle_buffer(id_);
-  loop_ = nullptr;
-  owned_.reset();
-  data_ = nullptr;
-  size_ = 0;
-}
-
-Connection::Connection(Loop& loop, FileDescriptor socket, std::optional<SocketAddress> peer,
-                       detail::ConnectionObserver* observer) noexcept
-    : loop_(&loop), socket_(std::move(socket)), observer_(observer) {
+Connection::Connection(Loop& loop, FileDescriptor socket,
+                       std::optional<SocketAddress> peer) noexcept
+    : loop_(&loop), socket_(std::move(socket)), observer_(nullptr) {
   if (peer) peer_ = peer->without_v4_mapping();
 }
+
+Connection::Connection(Loop& loop, FileDescriptor socket,
+                       detail::ConnectionObserver* observer) noexcept
+    : loop_(&loop), socket_(std::move(socket)), observer_(observer) {}
 
 Connection::Connection(Connection&& other) noexcept
     : loop_(other.loop_),
@@ -53,10 +42,19 @@ Connection::Connection(Connection&& other) noexcept
       peer_(other.peer_),
       bytes_in_(other.bytes_in_),
       bytes_out_(other.bytes_out_),
+      input_(other.input_),
       unread_(std::move(other.unread_)),
       caps_(std::move(other.caps_)) {
   // The loop holds the operations' addresses while they are in flight.
-  assert(!reader_.in_flight && !writer_.in_flight && "a Connection moved during an operation");
+  detail::expects(!reader_.in_flight && !writer_.in_flight,
+                  "a Connection was moved while an operation on it was in flight");
+}
+
+Connection::~Connection() {
+  detail::expects(!reader_.in_flight && !writer_.in_flight,
+                  "a Connection was destroyed while an operation on it was in flight "
+                  "(a task still reading or writing it must end first)");
+  close();
 }
 
 void Connection::set_lifetime(Deadline end) noexcept {
@@ -118,61 +116,77 @@ std::optional<SocketAddress> Connection::local() const noexcept {
 }
 
 std::error_code Connection::shutdown_write() noexcept {
+  if (!is_open()) return not_connected();
   if (::shutdown(fd(), SHUT_WR) != 0) return errno_code(errno);
   return {};
 }
 
 std::error_code Connection::shutdown_read() noexcept {
+  if (!is_open()) return not_connected();
   if (::shutdown(fd(), SHUT_RD) != 0) return errno_code(errno);
   return {};
 }
 
 void Connection::close() noexcept {
-  if (!socket_.valid()) return;
-  loop_->forget_fd(socket_.get());
+  if (!is_open()) return;
+  if (reader_.in_flight || writer_.in_flight) {
+    // Another task of this connection waits in a read or write: it resumes
+    // with cancelled() on the loop's next turn. The FIN goes out now; on
+    // io_uring the kernel holds the socket open until the cancellation
+    // lands, and close(2) alone would wait for it.
+    ::shutdown(fd(), SHUT_WR);
+    if (reader_.in_flight) detail::Engine::cancel(*loop_, reader_);
+    if (writer_.in_flight) detail::Engine::cancel(*loop_, writer_);
+  }
+  // Input left in the kernel would turn the close into an RST, which can
+  // destroy the reply before the peer reads it. The last read says whether
+  // it left any; only when nothing is known (no read yet, or it failed)
+  // does this ask the kernel. Input that arrives after the last read and
+  // before this close is not seen: the peer sent it unasked.
+  bool input_left = input_ == Input::pending;
+  if (input_ == Input::unknown && !reader_.in_flight) {
+    int queued = 0;
+    input_left = ::ioctl(fd(), FIONREAD, &queued) == 0 && queued > 0;
+  }
+  if (input_left) {
+    detail::Engine::linger(*loop_, std::move(socket_), std::exchange(observer_, nullptr));
+    return;
+  }
+  close_now();
+}
+
+void Connection::close_now() noexcept {
+  if (!is_open()) return;
+  if (reader_.in_flight) detail::Engine::cancel(*loop_, reader_);
+  if (writer_.in_flight) detail::Engine::cancel(*loop_, writer_);
+  detail::Engine::forget_fd(*loop_, fd());
   socket_.reset();
   if (observer_ != nullptr) std::exchange(observer_, nullptr)->connection_closed();
 }
 
-Task<std::error_code> Connection::close_gracefully(LingerOptions linger) {
-  if (!is_open()) co_return std::error_code{};
-  // With no input left unread, closing sends a FIN after the reply and
-  // nothing that could draw an RST: close now, and spare the wait for the
-  // peer's FIN (a fifth of the cost of a short connection). Input still
-  // queued is what lingering is for.
-  int unread = 0;
-  if (::ioctl(fd(), FIONREAD, &unread) == 0 && unread == 0) {
-    close();
-    co_return std::error_code{};
-  }
-  std::error_code error = shutdown_write();
+int Connection::refusal(const detail::Operation& op) const noexcept {
+  if (!is_open()) return ENOTCONN;
+  if (op.in_flight) return EBUSY;
+  return 0;
+}
 
-  if (!error) {
-    const Deadline deadline(linger.timeout);
-    std::size_t drained = 0;
-    for (;;) {
-      auto input = co_await read(loop_->buffer_size(), deadline);
-      if (!input) {
-        error = input.error();
-        break;
-      }
-      if (input->empty()) break;  // the peer closed: it has read everything we sent
-      drained += input->size();
-      if (drained >= linger.max_bytes) {
-        error = std::make_error_code(std::errc::message_size);
-        break;
-      }
-    }
+void Connection::note_read(const detail::Operation& op, std::size_t requested) noexcept {
+  note_result(op.result);
+  if (op.result > 0) {
+    const bool filled = static_cast<std::size_t>(op.result) >= requested;
+    input_ = (op.flags & detail::kInputLeft) != 0 || filled ? Input::pending : Input::drained;
+  } else if (op.result == 0) {
+    input_ = Input::ended;
+  } else {
+    input_ = Input::unknown;
   }
-  close();
-  co_return error;
 }
 
 // --- read ---
 
 Connection::ReadAwaiter Connection::read(std::size_t max_bytes, Deadline deadline) noexcept {
-  return ReadAwaiter{this, deadline,
-                     static_cast<std::uint32_t>(std::min<std::size_t>(max_bytes, UINT32_MAX))};
+  return ReadAwaiter(*this, deadline,
+                     static_cast<std::uint32_t>(std::min<std::size_t>(max_bytes, UINT32_MAX)));
 }
 
 void Connection::unread(std::span<const std::byte> bytes) {
@@ -190,68 +204,92 @@ InputBuffer Connection::take_unread(std::size_t max_bytes) {
   return InputBuffer(std::move(bytes), size);
 }
 
+bool Connection::ReadAwaiter::await_ready() noexcept {
+  refused_ = connection_->refusal(connection_->reader_);
+  if (refused_ != 0) return true;
+  return from_unread_ = connection_->has_unread();
+}
+
 bool Connection::ReadAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
-  detail::Operation& op = connection->reader_;
+  detail::Operation& op = connection_->reader_;
   op.code = detail::OpCode::recv_pooled;
-  op.fd = connection->fd();
-  op.length = max_bytes;
+  op.fd = connection_->fd();
+  op.length = max_bytes_;
   op.waiter = handle;
   op.on_complete = &resume_waiter;
-  return !connection->loop().start(op, connection->capped(deadline));
+  return !detail::Engine::start(connection_->loop(), op, connection_->capped(deadline_));
 }
 
 Result<InputBuffer> Connection::ReadAwaiter::await_resume() noexcept {
+  if (refused_ != 0) return errno_code(refused_);
   // Handed-back bytes were counted in bytes_in when first read.
-  if (from_unread) return connection->take_unread(max_bytes);
-  const detail::Operation& op = connection->reader_;
-  Loop& loop = connection->loop();
+  if (from_unread_) return connection_->take_unread(max_bytes_);
+  const detail::Operation& op = connection_->reader_;
+  Loop& loop = connection_->loop();
   InputBuffer input;
   if ((op.flags & detail::kHasBuffer) != 0) {
     // Even an empty or failed read may have taken a buffer: the lease
     // returns it either way.
-    input = InputBuffer(&loop, op.buffer_id, loop.buffer_data(op.buffer_id),
+    input = InputBuffer(&loop, op.buffer_id, detail::Engine::buffer_data(loop, op.buffer_id),
                         op.result > 0 ? static_cast<std::size_t>(op.result) : 0);
   }
-  connection->note_result(op.result);
+  connection_->note_read(op, std::min(max_bytes_, detail::Engine::buffer_size(loop)));
   if (op.result < 0) return errno_code(op.result);
-  connection->bytes_in_ += static_cast<std::uint64_t>(op.result);
+  connection_->bytes_in_ += static_cast<std::uint64_t>(op.result);
+  if (!input.empty() && detail::Engine::buffers_scarce(loop)) {
+    // The handler may keep these bytes across a wait (echo, writing them
+    // back to a client that does not read). With the pool nearly lent out,
+    // move them out of it, so that such handlers cannot starve every other
+    // connection's reads. Without memory for the copy, the lease stays.
+    try {
+      input.detach();
+    } catch (const std::bad_alloc&) {
+    }
+  }
   return input;
 }
 
 Connection::ReadSomeAwaiter Connection::read_some(std::span<std::byte> into,
                                                   Deadline deadline) noexcept {
-  return ReadSomeAwaiter{this, deadline, into};
+  return ReadSomeAwaiter(*this, deadline, into);
+}
+
+bool Connection::ReadSomeAwaiter::await_ready() noexcept {
+  refused_ = connection_->refusal(connection_->reader_);
+  if (refused_ != 0) return true;
+  return from_unread_ = connection_->has_unread();
 }
 
 bool Connection::ReadSomeAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
-  detail::Operation& op = connection->reader_;
+  detail::Operation& op = connection_->reader_;
   op.code = detail::OpCode::recv;
-  op.fd = connection->fd();
-  op.buffer = into.data();
-  op.length = static_cast<std::uint32_t>(std::min<std::size_t>(into.size(), INT_MAX));
+  op.fd = connection_->fd();
+  op.buffer = into_.data();
+  op.length = static_cast<std::uint32_t>(std::min<std::size_t>(into_.size(), INT_MAX));
   op.waiter = handle;
   op.on_complete = &resume_waiter;
-  return !connection->loop().start(op, connection->capped(deadline));
+  return !detail::Engine::start(connection_->loop(), op, connection_->capped(deadline_));
 }
 
 Result<std::size_t> Connection::ReadSomeAwaiter::await_resume() noexcept {
-  if (from_unread) {
-    InputBuffer input = connection->take_unread(into.size());
-    std::copy_n(input.bytes().data(), input.size(), into.data());
+  if (refused_ != 0) return errno_code(refused_);
+  if (from_unread_) {
+    InputBuffer input = connection_->take_unread(into_.size());
+    std::copy_n(input.bytes().data(), input.size(), into_.data());
     return input.size();
   }
-  const int result = connection->reader_.result;
-  connection->note_result(result);
-  if (result < 0) return errno_code(result);
-  connection->bytes_in_ += static_cast<std::uint64_t>(result);
-  return static_cast<std::size_t>(result);
+  const detail::Operation& op = connection_->reader_;
+  connection_->note_read(op, op.length);
+  if (op.result < 0) return errno_code(op.result);
+  connection_->bytes_in_ += static_cast<std::uint64_t>(op.result);
+  return static_cast<std::size_t>(op.result);
 }
 
 // --- write ---
 
 Connection::WriteAllAwaiter Connection::write_all(std::span<const std::byte> bytes,
                                                   Deadline deadline) noexcept {
-  return WriteAllAwaiter{this, deadline, bytes.data(), bytes.size(), {}, {}};
+  return WriteAllAwaiter(*this, deadline, bytes);
 }
 
 Connection::WriteAllAwaiter Connection::write_all(std::string_view text,
@@ -259,11 +297,20 @@ Connection::WriteAllAwaiter Connection::write_all(std::string_view text,
   return write_all(std::as_bytes(std::span(text.data(), text.size())), deadline);
 }
 
+bool Connection::WriteAllAwaiter::await_ready() noexcept {
+  if (left_ == 0) return true;
+  if (int refused = connection_->refusal(connection_->writer_); refused != 0) {
+    error_ = errno_code(refused);
+    return true;
+  }
+  return false;
+}
+
 bool Connection::WriteAllAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
-  waiter = handle;
-  WriteOperation& op = connection->writer_;
+  waiter_ = handle;
+  WriteOperation& op = connection_->writer_;
   op.code = detail::OpCode::send;
-  op.fd = connection->fd();
+  op.fd = connection_->fd();
   op.awaiter = this;
   op.on_complete = &WriteAllAwaiter::on_sent;
   return !send_until_pending();
@@ -272,13 +319,13 @@ bool Connection::WriteAllAwaiter::await_suspend(std::coroutine_handle<> handle) 
 // Starts sends until one is pending (returns false) or all is sent or an
 // error ended it (returns true).
 bool Connection::WriteAllAwaiter::send_until_pending() noexcept {
-  Loop& loop = connection->loop();
-  WriteOperation& op = connection->writer_;
-  while (left > 0) {
-    op.buffer = const_cast<std::byte*>(next);
-    op.length = static_cast<std::uint32_t>(std::min<std::size_t>(left, INT_MAX));
+  Loop& loop = connection_->loop();
+  WriteOperation& op = connection_->writer_;
+  while (left_ > 0) {
+    op.buffer = const_cast<std::byte*>(next_);
+    op.length = static_cast<std::uint32_t>(std::min<std::size_t>(left_, INT_MAX));
     // Capped per send: the rate cap moves on as bytes go out.
-    if (!loop.start(op, connection->capped(deadline))) return false;
+    if (!detail::Engine::start(loop, op, connection_->capped(deadline_))) return false;
     if (!consume()) return true;
   }
   return true;
@@ -286,78 +333,27 @@ bool Connection::WriteAllAwaiter::send_until_pending() noexcept {
 
 // Accounts for one finished send; returns true if more is to be sent.
 bool Connection::WriteAllAwaiter::consume() noexcept {
-  const int result = connection->writer_.result;
-  connection->note_result(result);
+  const int result = connection_->writer_.result;
+  connection_->note_result(result);
   if (result < 0) {
-    error = errno_code(result);
+    error_ = errno_code(result);
     return false;
   }
   if (result == 0) {  // send(2) of a non-empty buffer never returns 0 on a stream socket
-    error = std::make_error_code(std::errc::broken_pipe);
+    error_ = std::make_error_code(std::errc::broken_pipe);
     return false;
   }
   auto sent = static_cast<std::size_t>(result);
-  connection->bytes_out_ += sent;
-  next += sent;
-  left -= sent;
-  return left > 0;
+  connection_->bytes_out_ += sent;
+  next_ += sent;
+  left_ -= sent;
+  return left_ > 0;
 }
 
 void Connection::WriteAllAwaiter::on_sent(detail::Operation& op) noexcept {
   WriteAllAwaiter& self = *static_cast<WriteOperation&>(op).awaiter;
   if (self.consume() && !self.send_until_pending()) return;
-  self.waiter.resume();
-}
-
-// --- connect ---
-
-ConnectAwaiter connect(Loop& loop, const SocketAddress& target, Deadline deadline,
-                       std::optional<SocketAddress> source) noexcept {
-  ConnectAwaiter awaiter;
-  awaiter.loop = &loop;
-  awaiter.target = target;
-  awaiter.source = source;
-  awaiter.deadline = deadline;
-  return awaiter;
-}
-
-bool ConnectAwaiter::await_ready() noexcept {
-  socket.reset(::socket(target.family(), SOCK_STREAM | SOCK_CLOEXEC | loop->socket_flags(), 0));
-  if (!socket) {
-    setup_error = errno;
-    return true;
-  }
-  if (source) {
-    // Let connect choose the port, so that many sources do not each
-    // reserve a port per connection at bind time.
-    int one = 1;
-    ::setsockopt(socket.get(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    if (::bind(socket.get(), source->data(), source->size()) != 0) {
-      setup_error = errno;
-      return true;
-    }
-  }
-  return false;
-}
-
-bool ConnectAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
-  code = detail::OpCode::connect;
-  fd = socket.get();
-  buffer = const_cast<sockaddr*>(target.data());
-  length = target.size();
-  waiter = handle;
-  on_complete = &resume_waiter;
-  return !loop->start(*this, deadline);
-}
-
-Result<Connection> ConnectAwaiter::await_resume() noexcept {
-  int error = setup_error != 0 ? setup_error : (result < 0 ? -result : 0);
-  if (error != 0) {
-    if (socket) loop->forget_fd(socket.get());
-    socket.reset();
-    return errno_code(error);
-  }
-  return Connection(*loop, std::move(socket), target);
+  self.waiter_.resume();
 }
 
 }  // namespace salam

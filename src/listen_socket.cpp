@@ -81,6 +81,21 @@ int effective_backlog(int wanted, bool& clamped) {
   return wanted < 1 ? 1 : wanted;
 }
 
+void check_address_free(const ListenAddress& address, const ListenOptions& options) {
+  if (!address.ip || address.ip->port() == 0) return;
+  // A socket without SO_REUSEPORT cannot bind where anything listens, an
+  // SO_REUSEPORT group of the same user included; binding one, and
+  // closing it at once, tells whether the address is free.
+  FileDescriptor probe(::socket(address.ip->family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!probe) fail(errno, address, "socket");
+  set_option(probe.get(), SOL_SOCKET, SO_REUSEADDR, 1, address, "SO_REUSEADDR");
+  if (address.ip->family() == AF_INET6) {
+    set_option(probe.get(), IPPROTO_IPV6, IPV6_V6ONLY, options.v6_only ? 1 : 0, address,
+               "IPV6_V6ONLY");
+  }
+  if (::bind(probe.get(), address.ip->data(), address.ip->size()) != 0) fail(errno, address, {});
+}
+
 FileDescriptor open_listen_socket(const ListenAddress& address, const ListenOptions& options,
                                   bool reuse_port) {
   const int family = address.ip ? address.ip->family() : AF_UNIX;

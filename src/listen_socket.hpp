@@ -24,6 +24,11 @@ struct ListenAddress {
 // Sets `clamped` when it had to clamp.
 int effective_backlog(int wanted, bool& clamped);
 
+// Throws std::system_error (EADDRINUSE) if something listens on the
+// address already. An SO_REUSEPORT socket would join another process's
+// group there without a word; this keeps "address in use" meaningful.
+void check_address_free(const ListenAddress& address, const ListenOptions& options);
+
 // Opens, configures, binds and listens with options.backlog as given (see
 // effective_backlog); non-blocking and close-on-exec.
 // `reuse_port` joins an SO_REUSEPORT group. Throws std::system_error with

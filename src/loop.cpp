@@ -5,10 +5,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <salam/detail/contract.hpp>
 #include <salam/log.hpp>
 #include <salam/loop.hpp>
 #include <salam/result.hpp>
 
+#include "engine.hpp"
 #include "io/backend.hpp"
 #include "timer_heap.hpp"
 
@@ -50,6 +52,8 @@ BackendKind parse_backend_kind(std::string_view text) {
 
 Loop::Loop(const LoopOptions& options)
     : kind_(resolve_backend(options.backend)),
+      linger_timeout_(options.linger_timeout),
+      linger_max_bytes_(options.linger_max_bytes),
       timers_(std::make_unique<detail::TimerHeap>()),
       now_(Clock::now()) {
   backend_ = kind_ == BackendKind::io_uring ? detail::make_uring_backend(*this, options)
@@ -78,8 +82,12 @@ Loop::~Loop() {
 }
 
 Loop& Loop::current() noexcept {
-  assert(current_loop != nullptr && "Loop::current() called outside a running loop");
+  detail::expects(current_loop != nullptr, "Loop::current() called outside a running loop");
   return *current_loop;
+}
+
+Loop* Loop::current_or_null() noexcept {
+  return current_loop;
 }
 
 void Loop::run(Task<> main) {
@@ -274,48 +282,53 @@ void Loop::expire_timers() {
   }
 }
 
-std::byte* Loop::buffer_data(std::uint16_t id) noexcept {
-  return backend_->buffers().data(id);
+}  // namespace salam
+
+namespace salam::detail {
+
+std::byte* Engine::buffer_data(Loop& loop, std::uint16_t id) noexcept {
+  return loop.backend_->buffers().data(id);
 }
-std::uint32_t Loop::buffer_size() const noexcept {
-  return backend_->buffers().buffer_size();
+std::uint32_t Engine::buffer_size(const Loop& loop) noexcept {
+  return loop.backend_->buffers().buffer_size();
 }
-void Loop::recycle_buffer(std::uint16_t id) noexcept {
-  backend_->recycle_buffer(id);
+void Engine::recycle_buffer(Loop& loop, std::uint16_t id) noexcept {
+  loop.backend_->recycle_buffer(id);
 }
-int Loop::socket_flags() const noexcept {
-  return backend_->socket_flags();
+bool Engine::buffers_scarce(const Loop& loop) noexcept {
+  return loop.backend_->buffers_scarce();
 }
-void Loop::forget_fd(int fd) noexcept {
-  backend_->forget_fd(fd);
+int Engine::socket_flags(const Loop& loop) noexcept {
+  return loop.backend_->socket_flags();
 }
-bool Loop::buffers_scarce() const noexcept {
-  return backend_->buffers_scarce();
+void Engine::forget_fd(Loop& loop, int fd) noexcept {
+  loop.backend_->forget_fd(fd);
 }
-void Loop::unwatch_fd(int fd) noexcept {
-  backend_->unwatch_fd(fd);
+void Engine::unwatch_fd(Loop& loop, int fd) noexcept {
+  loop.backend_->unwatch_fd(fd);
 }
+
+}  // namespace salam::detail
+
+namespace salam {
 
 Loop::SleepAwaiter Loop::sleep(Duration duration) noexcept {
   return sleep_until(Clock::now() + duration);
 }
 
 Loop::SleepAwaiter Loop::sleep_until(TimePoint when) noexcept {
-  SleepAwaiter awaiter;
-  awaiter.loop = this;
-  awaiter.when = when;
-  return awaiter;
+  return SleepAwaiter(*this, when);
 }
 
 bool Loop::SleepAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
-  code = detail::OpCode::sleep;
-  waiter = handle;
-  on_complete = [](detail::Operation& op) { op.waiter.resume(); };
-  return !loop->start(*this, Deadline{when});
+  op_.code = detail::OpCode::sleep;
+  op_.waiter = handle;
+  op_.on_complete = [](detail::Operation& op) { op.waiter.resume(); };
+  return !loop_->start(op_, Deadline{when_});
 }
 
 std::error_code Loop::SleepAwaiter::await_resume() const noexcept {
-  return result < 0 ? errno_code(result) : std::error_code{};
+  return op_.result < 0 ? errno_code(op_.result) : std::error_code{};
 }
 
 }  // namespace salam

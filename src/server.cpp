@@ -66,6 +66,7 @@ struct Server::Impl {
   ServerOptions options;
   unsigned shard_count = 1;
   std::vector<std::unique_ptr<Listener>> listeners;
+  std::vector<ShardTask> shard_tasks;
   std::vector<std::unique_ptr<detail::Shard>> shards;
   std::vector<std::thread> threads;
   std::mutex mutex;       // listeners, shards and threads
@@ -119,6 +120,7 @@ std::size_t Server::listen(const ListenOptions& options, HandlerFactory factory)
   // SO_REUSEPORT groups are for IP sockets; a Unix listener is shared.
   const bool per_shard = options.reuse_port && listener->address.ip.has_value();
   detail::ListenAddress bind_address = listener->address;
+  if (per_shard) detail::check_address_free(bind_address, effective);
   const unsigned count = per_shard ? impl_->shard_count : 1;
   for (unsigned i = 0; i < count; ++i) {
     listener->sockets.push_back(std::make_shared<FileDescriptor>(
@@ -175,6 +177,12 @@ SocketAddress Server::local_socket_address(std::size_t index) const {
   return impl_->listeners.at(index)->local_ip;
 }
 
+void Server::on_each_shard(ShardTask task) {
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->started) throw std::logic_error("Server::on_each_shard after start()");
+  impl_->shard_tasks.push_back(std::move(task));
+}
+
 void Server::start() {
   std::lock_guard lock(impl_->mutex);
   if (impl_->started) return;
@@ -187,8 +195,8 @@ void Server::start() {
       const auto& listener = *impl_->listeners[id];
       if (!listener.closed) listeners.push_back(listener.for_shard(id, index));
     }
-    impl_->shards.push_back(
-        std::make_unique<detail::Shard>(index, impl_->options, std::move(listeners)));
+    impl_->shards.push_back(std::make_unique<detail::Shard>(
+        index, impl_->shard_count, impl_->options, std::move(listeners), impl_->shard_tasks));
   }
   // The sockets now belong to the shards' acceptors: when they stop, the
   // sockets close.
@@ -263,6 +271,13 @@ std::size_t Server::connection_count() const noexcept {
   for (const auto& shard : impl_->shards)
     total += shard->open_connections();
   return total;
+}
+
+std::vector<std::uint64_t> Server::accepted_per_shard() const {
+  std::vector<std::uint64_t> counts;
+  for (const auto& shard : impl_->shards)
+    counts.push_back(shard->accepted());
+  return counts;
 }
 
 std::size_t Server::cancelled_at_drain() const noexcept {

@@ -20,8 +20,13 @@ FileDescriptor open_reserve() noexcept {
 
 }  // namespace
 
-Shard::Shard(unsigned index, const ServerOptions& options, std::vector<ShardListener> listeners)
-    : index_(index), options_(options), initial_listeners_(std::move(listeners)) {}
+Shard::Shard(unsigned index, unsigned count, const ServerOptions& options,
+             std::vector<ShardListener> listeners, std::vector<ShardTask> tasks)
+    : index_(index),
+      count_(count),
+      options_(options),
+      initial_listeners_(std::move(listeners)),
+      tasks_(std::move(tasks)) {}
 
 Shard::~Shard() = default;
 
@@ -33,15 +38,7 @@ void Shard::run(std::promise<void>& started) noexcept {
     drain_progress_.emplace(*loop_);
     connections_->on_idle([this] { drain_progress_->set(); });
     reserve_ = open_reserve();
-    for (ShardListener& listener : initial_listeners_) {
-      acceptors_.emplace(listener.id, std::make_unique<Acceptor>(*this, std::move(listener.socket),
-                                                                 listener.factory()));
-    }
-    initial_listeners_.clear();
-    std::lock_guard lock(loop_mutex_);
-    loop_alive_ = true;
   } catch (...) {
-    acceptors_.clear();
     drain_progress_.reset();
     stop_requested_.reset();
     connections_.reset();
@@ -49,10 +46,9 @@ void Shard::run(std::promise<void>& started) noexcept {
     started.set_exception(std::current_exception());
     return;
   }
-  started.set_value();
 
   try {
-    loop_->run(main());
+    loop_->run(main(started));
   } catch (const std::exception& e) {
     log::critical("shard {} failed: {}", index_, e.what());
   }
@@ -70,7 +66,25 @@ void Shard::run(std::promise<void>& started) noexcept {
   reserve_.reset();
 }
 
-Task<> Shard::main() {
+Task<> Shard::main(std::promise<void>& started) {
+  // The handler factories run here, in the running loop, so that they may
+  // use Loop::current(). A factory that throws fails the server's start.
+  try {
+    for (ShardListener& listener : initial_listeners_) {
+      acceptors_.emplace(listener.id, std::make_unique<Acceptor>(*this, std::move(listener.socket),
+                                                                 listener.factory()));
+    }
+    initial_listeners_.clear();
+    std::lock_guard lock(loop_mutex_);
+    loop_alive_ = true;
+  } catch (...) {
+    acceptors_.clear();
+    started.set_exception(std::current_exception());
+    co_return;
+  }
+  started.set_value();  // `started` may be gone from here on
+
+  start_tasks();
   for (auto& [id, acceptor] : acceptors_)
     acceptor->start();
   co_await stop_requested_->wait();
@@ -91,6 +105,20 @@ Task<> Shard::main() {
     co_await drain_progress_->wait(Deadline(drain_deadline_));
   }
   co_await connections_->join();
+  // What else runs on the loop (tasks spawned with Loop::spawn, lingering
+  // closes) is cut short now, so that the loop can end.
+  loop_->cancel_all();
+}
+
+void Shard::start_tasks() noexcept {
+  for (const ShardTask& task : tasks_) {
+    try {
+      connections_->spawn(task(ShardContext(*this)));
+    } catch (const std::exception& e) {
+      log::error("shard {}: a shard task could not start: {}", index_, e.what());
+    }
+  }
+  tasks_.clear();
 }
 
 void Shard::post(std::function<void()> work) {
@@ -158,8 +186,9 @@ void Shard::serve(FileDescriptor socket, const Handler& handler) noexcept {
   // Only this thread writes the count; others read it.
   open_connections_.store(open_connections_.load(std::memory_order_relaxed) + 1,
                           std::memory_order_relaxed);
+  accepted_.store(accepted_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   try {
-    connections_->spawn(handler(Connection(*loop_, std::move(socket), std::nullopt, this)));
+    connections_->spawn(handler(Engine::connection(*loop_, std::move(socket), this)));
   } catch (const std::exception& e) {
     // The connection, if it was built, closed itself on the way out.
     log::error("connection handler could not start: {}", e.what());
@@ -181,3 +210,23 @@ void Shard::connection_closed() noexcept {
 }
 
 }  // namespace salam::detail
+
+namespace salam {
+
+unsigned ShardContext::index() const noexcept {
+  return shard_->index();
+}
+unsigned ShardContext::count() const noexcept {
+  return shard_->count();
+}
+Loop& ShardContext::loop() const noexcept {
+  return shard_->loop();
+}
+bool ShardContext::stopping() const noexcept {
+  return shard_->stop_requested().is_set();
+}
+Event::Awaiter ShardContext::wait_for_stop(Deadline deadline) const noexcept {
+  return shard_->stop_requested().wait(deadline);
+}
+
+}  // namespace salam

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <cstddef>
 #include <future>
 #include <map>
@@ -22,6 +23,8 @@
 #include <salam/server.hpp>
 #include <salam/socket.hpp>
 
+#include "engine.hpp"
+
 namespace salam::detail {
 
 class Acceptor;
@@ -35,7 +38,8 @@ struct ShardListener {
 
 class Shard final : public ConnectionObserver {
  public:
-  Shard(unsigned index, const ServerOptions& options, std::vector<ShardListener> listeners);
+  Shard(unsigned index, unsigned count, const ServerOptions& options,
+        std::vector<ShardListener> listeners, std::vector<ShardTask> tasks);
   ~Shard();
 
   // The thread body: sets up the loop, reports through `started`, runs
@@ -51,7 +55,11 @@ class Shard final : public ConnectionObserver {
   void request_replace(std::size_t id, HandlerFactory factory);
 
   unsigned index() const noexcept { return index_; }
+  unsigned count() const noexcept { return count_; }
   Loop& loop() noexcept { return *loop_; }
+  bool stopping() const noexcept { return stopping_; }
+  Event& stop_requested() noexcept { return *stop_requested_; }
+  std::uint64_t accepted() const noexcept { return accepted_.load(std::memory_order_relaxed); }
   std::size_t open_connections() const noexcept {
     return open_connections_.load(std::memory_order_relaxed);
   }
@@ -68,15 +76,18 @@ class Shard final : public ConnectionObserver {
   void connection_closed() noexcept override;
 
  private:
-  Task<> main();
+  Task<> main(std::promise<void>& started);
+  void start_tasks() noexcept;
   void post(std::function<void()> work);
   void add(ShardListener listener) noexcept;
   void remove(std::size_t id) noexcept;
   void begin_stop(TimePoint drain_deadline) noexcept;
 
   const unsigned index_;
+  const unsigned count_;
   const ServerOptions& options_;
   std::vector<ShardListener> initial_listeners_;
+  std::vector<ShardTask> tasks_;
   // Acceptors outlive the loop: its destructor reaps their operations.
   std::map<std::size_t, std::unique_ptr<Acceptor>> acceptors_;
   std::vector<std::unique_ptr<Acceptor>> retired_;  // stopped, maybe not reaped yet
@@ -94,6 +105,7 @@ class Shard final : public ConnectionObserver {
   bool loop_alive_ = false;
   std::atomic<std::size_t> open_connections_ = 0;
   std::atomic<std::size_t> cancelled_at_drain_ = 0;
+  std::atomic<std::uint64_t> accepted_ = 0;
 };
 
 }  // namespace salam::detail

@@ -241,6 +241,8 @@ Task<> serve_session(Connection client, std::shared_ptr<const ListenerRuntime> l
   // does not report it): it is asked for only when used, and the record
   // needs it after the socket is gone.
   if (!l.is_unix && (l.log_connections || refused)) (void)client.peer();
+  // The close phase, the same for every service: the engine lingers if
+  // input is left unread, so that an RST cannot destroy the reply.
   client.close();
   record(client, session, l, reason);
 }

@@ -4,17 +4,27 @@
 // socket closes when the Connection is destroyed or close() is called.
 // Every operation returns its outcome as a value: a byte count, the bytes
 // read, or an error_code — timed_out() when its deadline passed, and
-// cancelled() when the server is shutting down after its drain deadline.
-// A timed-out connection stays usable for closing.
+// cancelled() when close() was called or the server is shutting down after
+// its drain deadline. A timed-out connection stays usable.
+//
+// The end of a connection belongs to the engine: close() (or destruction)
+// is a request. Operations still in flight complete with cancelled(), the
+// peer sees the FIN at once, and if input is left unread the loop lingers
+// before the last close so that an RST cannot destroy what was sent (see
+// LoopOptions::linger_timeout). A handler never has to close gracefully by
+// hand.
 //
 // Memory: a connection waiting in read() holds no buffer; the bytes arrive
 // in a buffer lent by the loop (see InputBuffer).
 //
-// Threading: use a connection only on the loop that created it, and keep
-// at most one read and one write in flight at a time. The two operations
-// live in the Connection itself (so that a coroutine waiting on it carries a
-// few words, not an operation, in its frame): a Connection must not be
-// moved while one is in flight.
+// Threading: use a connection only on the loop that created it. At most one
+// read and one write may be in flight at a time (two tasks may share a
+// connection, one reading, one writing); a second read or write started
+// while one is in flight fails at once with busy(), on both backends and in
+// every build type. The two operations live in the Connection itself (so
+// that a coroutine waiting on it carries a few words, not an operation, in
+// its frame). Lifetime: a Connection must not be moved or destroyed while
+// an operation is in flight; doing so ends the process with a message.
 #pragma once
 
 #include <cerrno>
@@ -39,34 +49,17 @@
 
 namespace salam {
 
-namespace detail {
-// Told when a connection's socket closes; the server uses it to count
-// connections and to resume accepting after running out of descriptors.
-class ConnectionObserver {
- public:
-  virtual void connection_closed() noexcept = 0;
-
- protected:
-  ~ConnectionObserver() = default;
-};
-}  // namespace detail
-
-// How close_gracefully() waits for the peer: at most `timeout`, and at most
-// `max_bytes` of further input read and thrown away.
-struct LingerOptions {
-  Duration timeout = std::chrono::seconds(5);
-  std::size_t max_bytes = 64 * 1024;
-};
-
 class Connection {
  public:
-  Connection(Loop& loop, FileDescriptor socket, std::optional<SocketAddress> peer = std::nullopt,
-             detail::ConnectionObserver* observer = nullptr) noexcept;
+  // Takes a connected stream socket (for example one accepted by hand);
+  // `peer` saves asking the kernel for the remote address.
+  Connection(Loop& loop, FileDescriptor socket,
+             std::optional<SocketAddress> peer = std::nullopt) noexcept;
   Connection(Connection&& other) noexcept;
   Connection& operator=(Connection&&) = delete;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
-  ~Connection() { close(); }
+  ~Connection();
 
   Loop& loop() const noexcept { return *loop_; }
   int fd() const noexcept { return socket_.get(); }
@@ -91,9 +84,9 @@ class Connection {
   enum class Expiry : std::uint8_t { none, lifetime, rate };
   Expiry expiry() const noexcept { return caps_ ? caps_->expired : Expiry::none; }
 
-  struct ReadAwaiter;
-  struct ReadSomeAwaiter;
-  struct WriteAllAwaiter;
+  class ReadAwaiter;
+  class ReadSomeAwaiter;
+  class WriteAllAwaiter;
 
   // Reads what has arrived, at most `max_bytes` (and at most the loop's
   // buffer size). An empty InputBuffer means end of file.
@@ -118,17 +111,17 @@ class Connection {
   // file. This is how one task of a connection ends another's read.
   std::error_code shutdown_read() noexcept;
 
-  // Closes without destroying what was sent. Closing a socket that has
-  // unread input makes the kernel send an RST, which can destroy a reply
-  // the peer has not read yet. So if input is waiting, this lingers: shuts
-  // down writes, reads and discards until the peer closes (bounded by
-  // `linger`), then closes. With nothing unread it closes at once.
-  // Returns the error that cut the lingering short, if any.
-  Task<std::error_code> close_gracefully(LingerOptions linger = {});
-  // Closes at once.
+  // Closes the connection, now or after lingering (see the top of this
+  // file); idempotent. Reads and writes after it fail with not_connected().
   void close() noexcept;
 
  private:
+  friend struct detail::Engine;
+  Connection(Loop& loop, FileDescriptor socket, detail::ConnectionObserver* observer) noexcept;
+
+  // What the last read said about input still queued in the kernel.
+  enum class Input : std::uint8_t { unknown, drained, pending, ended };
+
   struct Caps {
     TimePoint end = TimePoint::max();
     TimePoint rate_start{};
@@ -145,6 +138,13 @@ class Connection {
   void note_result(int result) noexcept {
     if (caps_ && result == -ETIMEDOUT) caps_->expired = caps_->nearest;
   }
+  // Records a finished read: its result and whether input is left.
+  void note_read(const detail::Operation& op, std::size_t requested) noexcept;
+  // The error an operation that cannot start gets, or 0: the socket is
+  // closed (ENOTCONN) or `op` is in flight already (EBUSY).
+  int refusal(const detail::Operation& op) const noexcept;
+  // Closes the socket now, without lingering.
+  void close_now() noexcept;
 
   struct WriteOperation : detail::Operation {
     WriteAllAwaiter* awaiter = nullptr;
@@ -158,66 +158,97 @@ class Connection {
   mutable std::optional<SocketAddress> peer_;
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
+  Input input_ = Input::unknown;
   std::unique_ptr<std::vector<std::byte>> unread_;  // rare: a pointer, not a vector
   std::unique_ptr<Caps> caps_;                      // likewise
 };
 
-struct Connection::ReadAwaiter {
-  Connection* connection;
-  Deadline deadline;
-  std::uint32_t max_bytes;
-  bool from_unread = false;
-
-  bool await_ready() noexcept { return from_unread = connection->has_unread(); }
+class [[nodiscard]] Connection::ReadAwaiter {
+ public:
+  bool await_ready() noexcept;
   bool await_suspend(std::coroutine_handle<> handle) noexcept;
   Result<InputBuffer> await_resume() noexcept;
-};
-
-struct Connection::ReadSomeAwaiter {
-  Connection* connection;
-  Deadline deadline;
-  std::span<std::byte> into;
-  bool from_unread = false;
-
-  bool await_ready() noexcept { return from_unread = connection->has_unread(); }
-  bool await_suspend(std::coroutine_handle<> handle) noexcept;
-  Result<std::size_t> await_resume() noexcept;
-};
-
-struct Connection::WriteAllAwaiter {
-  Connection* connection;
-  Deadline deadline;
-  const std::byte* next;
-  std::size_t left;
-  std::error_code error;
-  std::coroutine_handle<> waiter;
-
-  bool await_ready() const noexcept { return left == 0; }
-  bool await_suspend(std::coroutine_handle<> handle) noexcept;
-  std::error_code await_resume() const noexcept { return error; }
 
  private:
+  friend class Connection;
+  ReadAwaiter(Connection& connection, Deadline deadline, std::uint32_t max_bytes) noexcept
+      : connection_(&connection), deadline_(deadline), max_bytes_(max_bytes) {}
+
+  Connection* connection_;
+  Deadline deadline_;
+  std::uint32_t max_bytes_;
+  bool from_unread_ = false;
+  int refused_ = 0;
+};
+
+class [[nodiscard]] Connection::ReadSomeAwaiter {
+ public:
+  bool await_ready() noexcept;
+  bool await_suspend(std::coroutine_handle<> handle) noexcept;
+  Result<std::size_t> await_resume() noexcept;
+
+ private:
+  friend class Connection;
+  ReadSomeAwaiter(Connection& connection, Deadline deadline, std::span<std::byte> into) noexcept
+      : connection_(&connection), deadline_(deadline), into_(into) {}
+
+  Connection* connection_;
+  Deadline deadline_;
+  std::span<std::byte> into_;
+  bool from_unread_ = false;
+  int refused_ = 0;
+};
+
+class [[nodiscard]] Connection::WriteAllAwaiter {
+ public:
+  bool await_ready() noexcept;
+  bool await_suspend(std::coroutine_handle<> handle) noexcept;
+  std::error_code await_resume() const noexcept { return error_; }
+
+ private:
+  friend class Connection;
+  WriteAllAwaiter(Connection& connection, Deadline deadline, std::span<const std::byte> bytes) noexcept
+      : connection_(&connection), deadline_(deadline), next_(bytes.data()), left_(bytes.size()) {}
+
   bool send_until_pending() noexcept;
   bool consume() noexcept;
   static void on_sent(detail::Operation& op) noexcept;
+
+  Connection* connection_;
+  Deadline deadline_;
+  const std::byte* next_;
+  std::size_t left_;
+  std::error_code error_;
+  std::coroutine_handle<> waiter_;
 };
 
+class ConnectAwaiter;
 // Opens a client connection. The socket is created with the flags the
 // loop's backend wants; `source`, if given, is bound first.
-struct ConnectAwaiter : detail::Operation {
-  Loop* loop;
-  SocketAddress target;
-  std::optional<SocketAddress> source;
-  Deadline deadline;
-  FileDescriptor socket;
-  int setup_error = 0;
-
-  bool await_ready() noexcept;
-  bool await_suspend(std::coroutine_handle<> handle) noexcept;
-  Result<Connection> await_resume() noexcept;
-};
 ConnectAwaiter connect(Loop& loop, const SocketAddress& target,
                        Deadline deadline = Deadline::never(),
                        std::optional<SocketAddress> source = std::nullopt) noexcept;
+
+class [[nodiscard]] ConnectAwaiter {
+ public:
+  bool await_ready() noexcept;
+  bool await_suspend(std::coroutine_handle<> handle) noexcept;
+  Result<Connection> await_resume() noexcept;
+
+ private:
+  friend ConnectAwaiter connect(Loop&, const SocketAddress&, Deadline,
+                                std::optional<SocketAddress>) noexcept;
+  ConnectAwaiter(Loop& loop, const SocketAddress& target, Deadline deadline,
+                 std::optional<SocketAddress> source) noexcept
+      : loop_(&loop), target_(target), source_(source), deadline_(deadline) {}
+
+  detail::Operation op_;
+  Loop* loop_;
+  SocketAddress target_;
+  std::optional<SocketAddress> source_;
+  Deadline deadline_;
+  FileDescriptor socket_;
+  int setup_error_ = 0;
+};
 
 }  // namespace salam

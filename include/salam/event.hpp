@@ -23,47 +23,37 @@ class Event {
   Event& operator=(const Event&) = delete;
 
   bool is_set() const noexcept { return set_; }
-  void set() noexcept {
-    if (set_) return;
-    set_ = true;
-    // Waking is cancelling the waiter's sleep; it completes next turn.
-    for (detail::Operation* waiter : waiters_)
-      loop_->cancel(*waiter);
-  }
+  void set() noexcept;
   void reset() noexcept { set_ = false; }
 
-  struct Awaiter : detail::Operation {
-    Event* event;
-    Deadline deadline;
-    bool await_ready() const noexcept { return event->set_; }
-    bool await_suspend(std::coroutine_handle<> handle) noexcept {
-      code = detail::OpCode::sleep;
-      waiter = handle;
-      on_complete = [](detail::Operation& op) {
-        auto& self = static_cast<Awaiter&>(op);
-        std::erase(self.event->waiters_, &op);
-        op.waiter.resume();
-      };
-      if (event->loop_->start(*this, deadline)) return false;
-      event->waiters_.push_back(this);
-      return true;
-    }
+  class [[nodiscard]] Awaiter {
+   public:
+    bool await_ready() const noexcept { return event_->set_; }
+    bool await_suspend(std::coroutine_handle<> handle) noexcept;
     // True if the event was set; false if the deadline passed (or the loop
     // is cancelling everything) first.
-    bool await_resume() const noexcept { return event->set_; }
+    bool await_resume() const noexcept { return event_->set_; }
+
+   private:
+    friend class Event;
+    Awaiter(Event& event, Deadline deadline) noexcept : event_(&event), deadline_(deadline) {}
+    static void on_wake(detail::Operation& op) noexcept;
+
+    struct Operation : detail::Operation {
+      Awaiter* self = nullptr;
+    };
+
+    Operation op_;
+    Event* event_;
+    Deadline deadline_;
   };
 
-  Awaiter wait(Deadline deadline = Deadline::never()) noexcept {
-    Awaiter awaiter;
-    awaiter.event = this;
-    awaiter.deadline = deadline;
-    return awaiter;
-  }
+  Awaiter wait(Deadline deadline = Deadline::never()) noexcept { return Awaiter(*this, deadline); }
 
  private:
   Loop* loop_;
   bool set_ = false;
-  std::vector<detail::Operation*> waiters_;
+  std::vector<Awaiter*> waiters_;
 };
 
 }  // namespace salam

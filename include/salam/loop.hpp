@@ -22,6 +22,7 @@
 
 #include <salam/detail/operation.hpp>
 #include <salam/scope.hpp>
+#include <salam/socket.hpp>
 #include <salam/task.hpp>
 #include <salam/time.hpp>
 
@@ -42,12 +43,21 @@ struct LoopOptions {
   std::uint16_t buffers_max = 1024;
   // io_uring submission queue entries.
   std::uint32_t ring_entries = 4096;
+  // Closing a connection with input left unread makes the kernel send an
+  // RST, which can destroy a reply the peer has not read yet. Such a close
+  // lingers in the loop instead (see Connection::close): writes are shut
+  // down and input is read and thrown away until the peer closes, for at
+  // most this long and this many bytes.
+  Duration linger_timeout = std::chrono::seconds(5);
+  std::size_t linger_max_bytes = 64 * 1024;
 };
 
 namespace detail {
 class Backend;
 class TimerHeap;
 class BufferPool;
+class ConnectionObserver;
+struct Engine;
 }  // namespace detail
 
 class Loop {
@@ -59,8 +69,12 @@ class Loop {
   Loop& operator=(const Loop&) = delete;
   ~Loop();
 
-  // The loop running on this thread; only valid inside run().
+  // The loop running on this thread. Only inside run() (a Server's
+  // handlers, handler factories and shard tasks all run there); called
+  // anywhere else it ends the process with a message.
   static Loop& current() noexcept;
+  // The same, or null outside a running loop.
+  static Loop* current_or_null() noexcept;
 
   BackendKind backend() const noexcept { return kind_; }
 
@@ -68,7 +82,11 @@ class Loop {
   // all of it has finished. Exceptions from `main` are rethrown.
   void run(Task<> main);
 
-  // Starts a task owned by this loop; run() waits for it.
+  // Starts a task owned by this loop; run() waits for it. In a Server's
+  // shard, tasks spawned here that are still running when the shard has
+  // drained are cancelled: their operations return cancelled(), and a
+  // task must end when one does. (For work that should stop as soon as the
+  // server stops, use Server::on_each_shard.)
   void spawn(Task<> task) noexcept { tasks_.spawn(std::move(task)); }
 
   // Thread-safe: runs `work` on this loop's thread, soon.
@@ -84,11 +102,14 @@ class Loop {
   TimePoint now() const noexcept { return now_; }
 
   // co_await loop.sleep(d): completes after d, or early with cancelled().
-  struct SleepAwaiter;
+  class SleepAwaiter;
   SleepAwaiter sleep(Duration duration) noexcept;
   SleepAwaiter sleep_until(TimePoint when) noexcept;
 
-  // --- For awaiters and the engine (not needed by handlers) ---
+ // The engine's side (awaiters, backends, shards) goes through
+ // detail::Engine (src/engine.hpp); none of it is for handlers.
+ private:
+  friend struct detail::Engine;
 
   // Starts `op` with an optional deadline. Returns true if it completed
   // at once (the result is in op.result and on_complete will not run);
@@ -103,24 +124,9 @@ class Loop {
   // would re-enter the caller).
   void complete_later(detail::Operation& op) noexcept;
 
-  // The receive-buffer pool behind OpCode::recv_pooled.
-  std::byte* buffer_data(std::uint16_t id) noexcept;
-  std::uint32_t buffer_size() const noexcept;
-  void recycle_buffer(std::uint16_t id) noexcept;
-  // True when the pool is at its cap and nearly every buffer is lent out.
-  // Code that keeps an InputBuffer across a wait (echo, writing back what it
-  // read to a slow reader) should then detach() it, so that the pool stays
-  // free for new reads.
-  bool buffers_scarce() const noexcept;
+  // Closes `socket` once its peer has closed or the linger bounds pass.
+  void linger(FileDescriptor socket, detail::ConnectionObserver* observer) noexcept;
 
-  // Socket flags the backend wants on new sockets (SOCK_NONBLOCK or 0).
-  int socket_flags() const noexcept;
-  // Tells the backend a descriptor is about to be closed.
-  void forget_fd(int fd) noexcept;
-  // Tells the backend this loop is done with a descriptor that stays open.
-  void unwatch_fd(int fd) noexcept;
-
- private:
   void turn();
   void run_posted();
   void expire_timers();
@@ -131,6 +137,8 @@ class Loop {
   void unlink(detail::Operation& op) noexcept;
 
   BackendKind kind_;
+  Duration linger_timeout_;
+  std::size_t linger_max_bytes_;
   std::unique_ptr<detail::Backend> backend_;
   std::unique_ptr<detail::TimerHeap> timers_;
   TaskScope tasks_;
@@ -156,14 +164,20 @@ class Loop {
   bool closing_ = false;
 };
 
-struct Loop::SleepAwaiter : detail::Operation {
-  Loop* loop;
-  TimePoint when;
-
+class [[nodiscard]] Loop::SleepAwaiter {
+ public:
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> handle) noexcept;
   // Empty when the full time passed; cancelled() when cut short.
   std::error_code await_resume() const noexcept;
+
+ private:
+  friend class Loop;
+  SleepAwaiter(Loop& loop, TimePoint when) noexcept : loop_(&loop), when_(when) {}
+
+  detail::Operation op_;
+  Loop* loop_;
+  TimePoint when_;
 };
 
 // Chooses the backend for `requested`: `automatic` becomes io_uring when

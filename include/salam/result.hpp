@@ -1,15 +1,18 @@
 // Result<T>: a value or an error code. The I/O path reports failure as a
-// value, never as an exception (see docs/engine.md, "Errors").
+// value, never as an exception (see docs/engine.md, "Errors"). Taking the
+// value of a Result that holds an error ends the process with a message,
+// in every build type: check ok() (or the Result itself) first.
 //
 // std::expected would do, but clang 14 (used for the fuzzers) cannot compile
 // libstdc++'s <expected>, so this is the small subset salam needs.
 #pragma once
 
-#include <cassert>
 #include <optional>
 #include <system_error>
 #include <type_traits>
 #include <utility>
+
+#include <salam/detail/contract.hpp>
 
 namespace salam {
 
@@ -25,7 +28,7 @@ class [[nodiscard]] Result {
   Result(T value) noexcept(std::is_nothrow_move_constructible_v<T>)  // NOLINT: implicit on purpose
       : value_(std::move(value)) {}
   Result(std::error_code error) noexcept : error_(error) {  // NOLINT
-    assert(error_ && "a Result built from an error_code must hold an error");
+    detail::expects(static_cast<bool>(error_), "a Result built from an error_code must hold an error");
   }
 
   bool ok() const noexcept { return !error_; }
@@ -33,15 +36,15 @@ class [[nodiscard]] Result {
   std::error_code error() const noexcept { return error_; }
 
   T& value() & noexcept {
-    assert(ok());
+    detail::expects(ok(), "Result::value() called on a Result that holds an error");
     return *value_;
   }
   const T& value() const& noexcept {
-    assert(ok());
+    detail::expects(ok(), "Result::value() called on a Result that holds an error");
     return *value_;
   }
   T&& value() && noexcept {
-    assert(ok());
+    detail::expects(ok(), "Result::value() called on a Result that holds an error");
     return std::move(*value_);
   }
   T* operator->() noexcept { return &value(); }
@@ -58,9 +61,19 @@ class [[nodiscard]] Result {
 inline std::error_code timed_out() noexcept {
   return std::make_error_code(std::errc::timed_out);
 }
-// The error an operation cancelled by shutdown returns.
+// The error an operation cut short by Connection::close(), or by shutdown,
+// returns.
 inline std::error_code cancelled() noexcept {
   return std::make_error_code(std::errc::operation_canceled);
+}
+// The error a second read (or write) gets while one is in flight on the
+// same connection.
+inline std::error_code busy() noexcept {
+  return std::make_error_code(std::errc::device_or_resource_busy);
+}
+// The error an operation on a closed connection gets.
+inline std::error_code not_connected() noexcept {
+  return std::make_error_code(std::errc::not_connected);
 }
 
 }  // namespace salam

@@ -10,16 +10,17 @@
 // the scope's error handler (by default: logged) and the other tasks go on.
 //
 // Threading: one scope per thread; spawn, join and task completion all
-// happen on that thread. Lifetime: the scope must outlive its tasks; its
-// destructor asserts that it is empty.
+// happen on that thread. Lifetime: the scope must outlive its tasks;
+// destroying it while tasks run ends the process with a message, in every
+// build type.
 #pragma once
 
-#include <cassert>
 #include <coroutine>
 #include <cstddef>
 #include <exception>
 #include <functional>
 
+#include <salam/detail/contract.hpp>
 #include <salam/task.hpp>
 
 namespace salam {
@@ -32,7 +33,9 @@ class TaskScope {
   explicit TaskScope(ErrorHandler on_error) : on_error_(std::move(on_error)) {}
   TaskScope(const TaskScope&) = delete;
   TaskScope& operator=(const TaskScope&) = delete;
-  ~TaskScope() { assert(active_ == 0 && "a TaskScope was destroyed with tasks still running"); }
+  ~TaskScope() {
+    detail::expects(active_ == 0, "a TaskScope was destroyed with tasks still running (join it first)");
+  }
 
   // Starts `task` now; it runs until its first suspension before spawn
   // returns.
@@ -50,12 +53,12 @@ class TaskScope {
   void on_idle(std::function<void()> callback) { on_idle_ = std::move(callback); }
 
   // Completes when active() is 0. One joiner at a time.
-  auto join() noexcept {
-    struct Awaiter {
+  [[nodiscard]] auto join() noexcept {
+    struct [[nodiscard]] Awaiter {
       TaskScope& scope;
       bool await_ready() const noexcept { return scope.active_ == 0; }
       void await_suspend(std::coroutine_handle<> joiner) noexcept {
-        assert(!scope.joiner_ && "TaskScope::join has one awaiter at a time");
+        detail::expects(!scope.joiner_, "TaskScope::join has one awaiter at a time");
         scope.joiner_ = joiner;
       }
       void await_resume() const noexcept {}
@@ -91,7 +94,6 @@ inline std::coroutine_handle<> task_scope_finished(TaskScope& scope, std::corout
       report_unhandled_task_exception(error);
     }
   }
-  assert(scope.active_ > 0);
   if (--scope.active_ == 0) {
     if (scope.on_idle_) scope.on_idle_();
     if (scope.joiner_) return std::exchange(scope.joiner_, {});

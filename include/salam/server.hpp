@@ -24,13 +24,16 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <salam/address.hpp>
 #include <salam/connection.hpp>
 #include <salam/loop.hpp>
+#include <salam/shard_context.hpp>
 #include <salam/task.hpp>
 #include <salam/time.hpp>
 
@@ -38,9 +41,12 @@ namespace salam {
 
 using Handler = std::function<Task<>(Connection)>;
 // Makes one shard's handler for a listener; called once per shard, on that
-// shard's thread. Use it to give each shard its own copy of state that
-// connections share, so that no two shards write the same memory.
+// shard's thread, in its running loop (Loop::current() is that shard's).
+// Use it to give each shard its own copy of state that connections share,
+// so that no two shards write the same memory.
 using HandlerFactory = std::function<Handler()>;
+// A task to run on every shard (see Server::on_each_shard).
+using ShardTask = std::function<Task<>(ShardContext)>;
 
 struct ListenOptions {
   // `127.0.0.1:8888`, `[::1]:8888`, `[::]:8888` (IPv6 and IPv4) or `unix:/path`.
@@ -49,9 +55,11 @@ struct ListenOptions {
   int backlog = 4096;
   // For `[::]`: accept IPv6 only (default: IPv4 too).
   bool v6_only = false;
-  // One listening socket per shard (SO_REUSEPORT) instead of one shared by
-  // all shards. See docs/engine.md, "Accepting", for the trade-off.
-  bool reuse_port = false;
+  // One listening socket per shard, in an SO_REUSEPORT group (the
+  // default), so that the kernel spreads new connections over the shards;
+  // or (false) one socket that all shards accept from. Unix listeners are
+  // always shared. See docs/engine.md, "Accepting", for the measurements.
+  bool reuse_port = true;
   // TCP_DEFER_ACCEPT: accept a connection only once the client has sent
   // data (or this many seconds passed). Only for client-speaks-first
   // protocols.
@@ -95,8 +103,14 @@ class Server {
   // The same, for IP listeners.
   SocketAddress local_socket_address(std::size_t index) const;
 
+  // Runs `task` on every shard from start() until it returns: started on
+  // the shard's thread before it accepts, told of a stop through
+  // ShardContext::wait_for_stop, waited for by the drain like a connection,
+  // and cancelled at the drain deadline. Call before start().
+  void on_each_shard(ShardTask task);
+
   // Starts the shards. Throws if one cannot start (its loop could not be
-  // set up); then no shard runs.
+  // set up, or a handler factory threw); then no shard runs.
   void start();
   // Thread-safe and idempotent; returns at once. A second call may shorten
   // the drain (stop(0) ends it now).
@@ -111,10 +125,12 @@ class Server {
   std::size_t connection_count() const noexcept;
   // Connections that the last stop() had to cancel at its deadline.
   std::size_t cancelled_at_drain() const noexcept;
-
-  struct Impl;
+  // Connections each shard has accepted since start(), by shard index: how
+  // evenly the kernel spreads the load.
+  std::vector<std::uint64_t> accepted_per_shard() const;
 
  private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

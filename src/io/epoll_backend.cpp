@@ -23,6 +23,7 @@
 #include <salam/log.hpp>
 #include <salam/result.hpp>
 
+#include "engine.hpp"
 #include "io/backend.hpp"
 
 namespace salam::detail {
@@ -51,6 +52,7 @@ class EpollBackend final : public Backend {
   ~EpollBackend() override { ::close(epoll_fd_); }
 
   bool start(Operation& op) noexcept override {
+    if (op.code == OpCode::connect) return start_connect(op);
     if (op.multishot) {
       // Registration reports a listener that is already readable, but a
       // re-armed one (registered before) would wait for the next connect:
@@ -72,7 +74,7 @@ class EpollBackend final : public Backend {
     std::erase(again_, &op);
     op.result = -ECANCELED;
     op.flags = 0;
-    loop_.complete_later(op);
+    Engine::complete_later(loop_, op);
   }
 
   void wait(Duration timeout) noexcept override {
@@ -189,7 +191,7 @@ class EpollBackend final : public Backend {
     }
     if (!attempt(*op)) return;
     fds_[static_cast<std::size_t>(fd)].*which = nullptr;
-    loop_.complete(*op);
+    Engine::complete(loop_, *op);
   }
 
   void run_multishot(Operation& op) noexcept {
@@ -200,7 +202,7 @@ class EpollBackend final : public Backend {
       op.flags = fd >= 0 ? kMoreCompletions : 0;
       if (fd < 0)
         fds_[static_cast<std::size_t>(op.fd)].reader = nullptr;  // like io_uring: an error ends it
-      loop_.complete(op);
+      Engine::complete(loop_, op);
       if (fd < 0 || slot_of(op) != &op || op.cancel_requested) return;
     }
     again_.push_back(&op);
@@ -216,6 +218,8 @@ class EpollBackend final : public Backend {
         break;
       case OpCode::recv:
         n = ::recv(op.fd, op.buffer, op.length, op.msg_flags | MSG_DONTWAIT);
+        // A read that filled its buffer may have left more behind.
+        if (n > 0 && static_cast<std::size_t>(n) == op.length) op.flags |= kInputLeft;
         break;
       case OpCode::recv_pooled:
         return attempt_pooled_recv(op);
@@ -223,7 +227,7 @@ class EpollBackend final : public Backend {
         n = ::send(op.fd, op.buffer, op.length, op.msg_flags | MSG_NOSIGNAL | MSG_DONTWAIT);
         break;
       case OpCode::connect:
-        return attempt_connect(op);
+        return finish_connect(op);
       case OpCode::read:
         n = ::read(op.fd, op.buffer, op.length);
         break;
@@ -246,6 +250,8 @@ class EpollBackend final : public Backend {
     if (n > 0) {
       op.result = static_cast<int>(n);
       op.flags |= kHasBuffer;
+      if (static_cast<std::uint32_t>(n) == std::min(op.length, buffers_.buffer_size()))
+        op.flags |= kInputLeft;  // it filled its buffer: more may be queued
       op.buffer_id = *id;
       return true;
     }
@@ -256,17 +262,21 @@ class EpollBackend final : public Backend {
     return true;
   }
 
-  bool attempt_connect(Operation& op) noexcept {
-    if (!op.connect_started) {
-      op.connect_started = true;
-      if (::connect(op.fd, static_cast<const sockaddr*>(op.buffer), op.length) == 0) {
-        op.result = 0;
-        return true;
-      }
-      if (errno == EINPROGRESS || errno == EINTR) return false;
+  // connect(2) once; if it is in progress, park until the socket is
+  // writable, when retry() calls finish_connect().
+  bool start_connect(Operation& op) noexcept {
+    if (::connect(op.fd, static_cast<const sockaddr*>(op.buffer), op.length) == 0) {
+      op.result = 0;
+      return true;
+    }
+    if (errno != EINPROGRESS && errno != EINTR) {
       op.result = errno_result();
       return true;
     }
+    return !park(op);
+  }
+
+  bool finish_connect(Operation& op) noexcept {
     int error = 0;
     socklen_t length = sizeof error;
     if (::getsockopt(op.fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;

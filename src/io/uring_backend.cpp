@@ -20,6 +20,7 @@
 #include <salam/log.hpp>
 #include <salam/result.hpp>
 
+#include "engine.hpp"
 #include "io/backend.hpp"
 
 namespace salam::detail {
@@ -286,12 +287,13 @@ class UringBackend final : public Backend {
     op.result = result;
     op.flags = 0;
     if ((cqe_flags & IORING_CQE_F_MORE) != 0) op.flags |= kMoreCompletions;
+    if ((cqe_flags & IORING_CQE_F_SOCK_NONEMPTY) != 0) op.flags |= kInputLeft;
     if ((cqe_flags & IORING_CQE_F_BUFFER) != 0) {
       --in_ring_;
       op.flags |= kHasBuffer;
       op.buffer_id = static_cast<std::uint16_t>(cqe_flags >> IORING_CQE_BUFFER_SHIFT);
     }
-    loop_.complete(op);
+    Engine::complete(loop_, op);
   }
 
   io_uring ring_{};

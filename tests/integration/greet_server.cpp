@@ -18,7 +18,6 @@ salam::Task<> greet(salam::Connection client, salam::Duration read_timeout) {
   salam::log::info("client {} connected", client.peer());
   auto request = co_await client.read(1024, read_timeout);
   if (request) co_await client.write_all("Hello, client!", 10s);
-  co_await client.close_gracefully();
 }
 
 int main(int argc, char** argv) {

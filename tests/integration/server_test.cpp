@@ -36,7 +36,6 @@ constexpr std::string_view kHello = "Hello, client!";
 Task<> greet(Connection client, Duration read_timeout) {
   auto request = co_await client.read(1024, read_timeout);
   if (request) co_await client.write_all(kHello, 10s);
-  co_await client.close_gracefully({.timeout = 5s});
 }
 
 Handler greeter(Duration read_timeout = 10s) {
@@ -65,7 +64,6 @@ Task<> slow_greet(Connection client) {
   auto request = co_await client.read(1024, 5s);
   co_await client.loop().sleep(200ms);
   if (request) co_await client.write_all(kHello, 5s);
-  co_await client.close_gracefully();
 }
 
 // Records who connected, as the handler sees it.
@@ -76,7 +74,6 @@ Task<> record_peer(Connection client, std::shared_ptr<std::mutex> mutex,
     peers->push_back(client.peer().to_string());
   }
   co_await client.write_all(kHello, 5s);
-  co_await client.close_gracefully();
 }
 
 class ServerTest : public ::testing::TestWithParam<BackendKind> {
@@ -331,7 +328,6 @@ TEST_P(ServerTest, RefusesAnAddressInUseWithAClearMessage) {
 Task<> answer_with(Connection client, std::string reply) {
   auto request = co_await client.read(1024, 5s);
   if (request) co_await client.write_all(reply, 5s);
-  co_await client.close_gracefully();
 }
 
 Handler answering(std::string reply) {

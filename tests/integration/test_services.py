@@ -544,7 +544,8 @@ class GreetOptions(unittest.TestCase):
 
     def test_read_size(self):
         """--read-size bounds the one read; the reply follows whatever the
-        first read got, and the rest of the input is drained, not answered."""
+        first read got, and the rest of the input is drained by the engine
+        after the record (so it is not counted), never answered with an RST."""
         for backend in harness.BACKENDS:
             for size in ("1", "65536"):
                 with self.subTest(backend=backend, read_size=size), \
@@ -554,7 +555,7 @@ class GreetOptions(unittest.TestCase):
                     record = access_record(server, me)
                     self.assertEqual(record["reason"], "done")
                     self.assertEqual(record["bytes_out"], 2)
-                    self.assertEqual(record["bytes_in"], 800)
+                    self.assertEqual(record["bytes_in"], min(int(size), 800))
                     close_cleanly(self, server)
             for size in ("0", "65537", "-1"):
                 with self.subTest(backend=backend, read_size=size):

@@ -16,6 +16,7 @@
 #include <salam/loop.hpp>
 
 #include "../support/backends.hpp"
+#include "engine.hpp"
 
 namespace salam {
 namespace {
@@ -41,7 +42,7 @@ struct Pair {
 Pair make_pair(Loop& loop) {
   int fds[2];
   EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-  if (loop.socket_flags() != 0) {
+  if (detail::Engine::socket_flags(loop) != 0) {
     EXPECT_EQ(::close(fds[0]), 0);
     EXPECT_EQ(::close(fds[1]), 0);
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
@@ -225,7 +226,10 @@ Task<> read_everywhere(std::vector<Pair>& pairs, std::vector<InputBuffer>& held,
   co_return;
 }
 
-TEST_P(LoopTest, BufferPoolGrowsToItsCapThenReportsNoBufferSpace) {
+TEST_P(LoopTest, HeldReadsNeverExhaustTheCappedPool) {
+  // 130 reads held at once from a pool capped at 128 buffers: the pool
+  // grows to its cap, then the engine moves held bytes out of it, so every
+  // read succeeds (before, the last two failed with ENOBUFS).
   LoopOptions small = options();
   small.buffer_size = 4096;
   small.buffers_initial = 64;
@@ -239,26 +243,15 @@ TEST_P(LoopTest, BufferPoolGrowsToItsCapThenReportsNoBufferSpace) {
   std::vector<InputBuffer> held;
   std::vector<std::error_code> errors;
   loop.run(read_everywhere(pairs, held, errors));
-  // Every buffer is held, so the last two reads find none.
-  EXPECT_EQ(held.size(), 128u);
-  ASSERT_EQ(errors.size(), 2u);
-  for (auto error : errors)
-    EXPECT_EQ(error, std::make_error_code(std::errc::no_buffer_space));
-  // Given back, the buffers serve new reads.
-  held.clear();
-  errors.clear();
-  std::vector<Pair> more;
-  for (int i = 0; i < 2; ++i) {
-    more.push_back(make_pair(loop));
-    ASSERT_EQ(::send(more.back().peer.get(), "y", 1, 0), 1);
-  }
-  loop.run(read_everywhere(more, held, errors));
-  EXPECT_EQ(held.size(), 2u);
-  EXPECT_TRUE(errors.empty());
+  EXPECT_EQ(held.size(), 130u);
+  EXPECT_TRUE(errors.empty()) << errors.front().message();
   held.clear();
 }
 
-TEST_P(LoopTest, DetachedInputLeavesThePool) {
+TEST_P(LoopTest, HeldInputLeavesAScarcePool) {
+  // Handlers that hold what they read across a wait (echo, to a client
+  // that does not read) must not starve the other connections' reads:
+  // once the pool runs short, the engine moves held bytes out of it.
   LoopOptions small = options();
   small.buffer_size = 4096;
   small.buffers_initial = 64;
@@ -273,11 +266,9 @@ TEST_P(LoopTest, DetachedInputLeavesThePool) {
   std::vector<std::error_code> errors;
   loop.run(read_everywhere(pairs, held, errors));
   ASSERT_EQ(held.size(), 60u);
-  EXPECT_TRUE(loop.buffers_scarce()) << "4 of 64 buffers left";
-  for (int i = 0; i < 10; ++i)
-    held[i].detach();
-  EXPECT_FALSE(loop.buffers_scarce()) << "detached bytes went back to the pool";
-  EXPECT_EQ(held[0].text(), "x") << "and stay readable";
+  EXPECT_FALSE(detail::Engine::buffers_scarce(loop)) << "60 reads held, yet buffers are left";
+  for (const auto& input : held)
+    EXPECT_EQ(input.text(), "x") << "every held read stays readable";
   held.clear();
 }
 
@@ -290,7 +281,7 @@ Task<> accept_one(Loop& loop, int listener, int& accepted) {
     bool await_suspend(std::coroutine_handle<> handle) noexcept {
       op.waiter = handle;
       op.on_complete = [](detail::Operation& o) { o.waiter.resume(); };
-      return !loop.start(op, 5s);
+      return !detail::Engine::start(loop, op, 5s);
     }
     int await_resume() const noexcept { return op.result; }
   };
@@ -465,7 +456,7 @@ TEST_P(LoopTest, ShutdownReadEndsAPendingReadWithEndOfFile) {
   ASSERT_EQ(::getsockname(listener.get(), address.data(), &length), 0);
   FileDescriptor client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   ASSERT_EQ(::connect(client.get(), address.data(), address.size()), 0);
-  int accepted = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | loop.socket_flags());
+  int accepted = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | detail::Engine::socket_flags(loop));
   ASSERT_GE(accepted, 0);
   Connection connection(loop, FileDescriptor(accepted));
   bool saw_end = false;

@@ -11,7 +11,6 @@ Task<CloseReason> serve_discard(Connection& client, const ServiceOptions& option
     if (!input) co_return reason_for(input.error(), CloseReason::timeout_idle);
     if (input->empty()) break;
   }
-  co_await client.close_gracefully();
   co_return CloseReason::done;
 }
 

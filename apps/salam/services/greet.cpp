@@ -12,7 +12,12 @@ Task<CloseReason> serve_greet(Connection& client, const ServiceOptions& options)
     auto request = co_await client.read(options.read_size, options.read_timeout);
     if (!request) co_return reason_for(request.error(), CloseReason::timeout_first_byte);
   }
-  co_return co_await reply_and_close(client, options.message, options.idle_timeout);
+  // The reply is written here rather than through send_reply(): one
+  // coroutine frame fewer on the path every greeting takes.
+  if (auto error = co_await client.write_all(options.message, options.idle_timeout)) {
+    co_return reason_for(error, CloseReason::timeout_idle);
+  }
+  co_return CloseReason::done;
 }
 
 }  // namespace salam::daemon

@@ -91,7 +91,7 @@ Task<CloseReason> serve_qotd(Connection& client, const ServiceOptions& options) 
   const Quotes& quotes = *options.quotes;
   const std::size_t turn = quotes.next.fetch_add(1, std::memory_order_relaxed);
   const std::string& quote = quotes.items[turn % quotes.items.size()];
-  co_return co_await reply_and_close(client, quote, options.idle_timeout);
+  co_return co_await send_reply(client, quote, options.idle_timeout);
 }
 
 }  // namespace salam::daemon

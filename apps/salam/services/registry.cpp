@@ -31,12 +31,10 @@ const ServiceInfo* find_service(std::string_view name) noexcept {
   return nullptr;
 }
 
-Task<CloseReason> reply_and_close(Connection& client, std::string_view reply, Duration timeout) {
+Task<CloseReason> send_reply(Connection& client, std::string_view reply, Duration timeout) {
   if (auto error = co_await client.write_all(reply, timeout)) {
     co_return reason_for(error, CloseReason::timeout_idle);
   }
-  // The reply is out: whatever cuts the lingering short, the exchange is done.
-  co_await client.close_gracefully();
   co_return CloseReason::done;
 }
 

@@ -1,8 +1,9 @@
 // Services: what the daemon does with a connection once it is accepted.
 //
 // A service is a coroutine that serves one connection and says why it
-// ended. It does not close the connection for errors (the session does)
-// but ends a successful exchange itself, usually with close_gracefully().
+// ended. It never closes the connection: the session does, and the engine
+// lingers where input is left unread (see Connection::close), so that
+// every service ends the same way.
 // Each service is one file in this directory; registry.cpp lists them.
 #pragma once
 
@@ -39,8 +40,7 @@ Task<CloseReason> serve_daytime(Connection& client, const ServiceOptions& option
 Task<CloseReason> serve_time(Connection& client, const ServiceOptions& options);
 Task<CloseReason> serve_qotd(Connection& client, const ServiceOptions& options);
 
-// Sends `reply` and closes gracefully: the common end of the one-shot
-// services.
-Task<CloseReason> reply_and_close(Connection& client, std::string_view reply, Duration timeout);
+// Sends `reply`: the common end of the one-shot services.
+Task<CloseReason> send_reply(Connection& client, std::string_view reply, Duration timeout);
 
 }  // namespace salam::daemon

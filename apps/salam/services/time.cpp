@@ -19,7 +19,7 @@ Task<CloseReason> serve_time(Connection& client, const ServiceOptions& options) 
   const std::array<char, 4> bytes = {
       static_cast<char>(since_1900 >> 24), static_cast<char>(since_1900 >> 16),
       static_cast<char>(since_1900 >> 8), static_cast<char>(since_1900)};
-  co_return co_await reply_and_close(client, std::string_view(bytes.data(), bytes.size()),
+  co_return co_await send_reply(client, std::string_view(bytes.data(), bytes.size()),
                                      options.idle_timeout);
 }
 

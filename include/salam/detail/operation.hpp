@@ -34,6 +34,7 @@ enum class OpCode : std::uint8_t {
 // Bits of Operation::flags set by the backend on completion.
 inline constexpr std::uint32_t kMoreCompletions = 1u << 0;  // a multishot op stays armed
 inline constexpr std::uint32_t kHasBuffer = 1u << 1;        // buffer_id is valid
+inline constexpr std::uint32_t kInputLeft = 1u << 2;  // a read left input queued (or may have)
 
 static_assert(std::is_same_v<socklen_t, std::uint32_t>, "Operation::length doubles as a socklen_t");
 
@@ -65,7 +66,6 @@ struct Operation {
   bool internal = false;  // not cancelled by Loop::cancel_all (the loop's own wake-up read)
   bool timed_out = false;
   bool cancel_requested = false;
-  bool connect_started = false;  // epoll: connect(2) already issued
   Operation* prev = nullptr;
   Operation* next = nullptr;
 

@@ -1,0 +1,45 @@
+// Lingering close: the end of a connection that still has input queued.
+//
+// Closing a socket with unread input makes the kernel answer with an RST,
+// and an RST can reach the peer before it has read the reply, which is
+// then lost. So such a close shuts down writes (the FIN follows the reply)
+// and reads and throws away input until the peer closes too, within the
+// loop's linger bounds, before the descriptor is closed. The handler has
+// already returned: the lingering is a task of the loop's own, and the
+// loop's cancellation at shutdown cuts it short.
+#include <salam/connection.hpp>
+#include <salam/loop.hpp>
+
+#include "engine.hpp"
+
+namespace salam {
+
+namespace {
+
+Task<> linger_then_close(Connection connection, Duration timeout, std::size_t max_bytes) {
+  if (!connection.shutdown_write()) {
+    const Deadline deadline(timeout);
+    std::size_t drained = 0;
+    while (drained < max_bytes) {
+      auto input = co_await connection.read(max_bytes - drained, deadline);
+      if (!input || input->empty()) break;  // the peer closed, reset or took too long
+      drained += input->size();
+    }
+  }
+  detail::Engine::close_now(connection);
+}
+
+}  // namespace
+
+void Loop::linger(FileDescriptor socket, detail::ConnectionObserver* observer) noexcept {
+  // This connection's own close never lingers, so that destroying it, if
+  // there is no memory for the task, closes the socket at once.
+  Connection lingering = detail::Engine::lingering_connection(*this, std::move(socket), observer);
+  try {
+    spawn(linger_then_close(std::move(lingering), linger_timeout_, linger_max_bytes_));
+  } catch (const std::bad_alloc&) {
+    detail::Engine::close_now(lingering);
+  }
+}
+
+}  // namespace salam
