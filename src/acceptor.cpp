@@ -44,11 +44,13 @@ bool is_resource_shortage(int error) noexcept {
 
 }  // namespace
 
-Acceptor::Acceptor(Shard& shard, std::shared_ptr<FileDescriptor> listener, Handler handler)
+Acceptor::Acceptor(Shard& shard, std::shared_ptr<FileDescriptor> listener, bool shared,
+                   Handler handler)
     : shard_(shard),
       listener_(std::move(listener)),
       handler_(std::move(handler)),
-      next_backoff_(shard.accept_backoff()) {
+      next_backoff_(shard.accept_backoff()),
+      multishot_(!shared || shard.loop().backend() == BackendKind::epoll) {
   accept_.acceptor = this;
   backoff_.acceptor = this;
 }
@@ -60,8 +62,12 @@ void Acceptor::start() noexcept {
 void Acceptor::arm() noexcept {
   if (stopped_) return;
   accept_.code = OpCode::accept;
-  accept_.multishot = true;
+  accept_.multishot = multishot_;
   accept_.fd = listener_->get();
+  if (!multishot_) {
+    accept_.buffer = &peer_;
+    accept_.length = sizeof peer_;
+  }
   accept_.on_complete = &Acceptor::on_accept;
   if (Engine::start(shard_.loop(), accept_)) on_result(accept_.result, false);
 }
@@ -98,7 +104,12 @@ void Acceptor::on_result(int result, bool more) noexcept {
       short_of_resources_ = false;
       next_backoff_ = shard_.accept_backoff();
     }
-    shard_.serve(FileDescriptor(result), handler_);
+    std::optional<SocketAddress> peer;
+    if (!multishot_) {
+      peer = SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer_),
+                                          accept_.length);
+    }
+    shard_.serve(FileDescriptor(result), peer, handler_);
   } else if (result == -ECANCELED) {
     return;
   } else if (is_resource_shortage(-result)) {

@@ -1,8 +1,18 @@
 // Acceptor: one listener, accepting on one shard.
 //
-// It keeps one multishot accept armed (io_uring delivers a completion per
-// connection; the epoll backend emulates it) and hands every new socket
-// to its shard. Errors that concern one pending connection (ECONNABORTED,
+// It keeps an accept armed and hands every new socket to its shard. How
+// depends on who else accepts from the socket, because that decides how
+// the kernel spreads connections over the shards:
+//  - a socket of this shard's own (an SO_REUSEPORT group's): one multishot
+//    accept, a completion per connection;
+//  - a socket all shards share, on epoll: the multishot emulation, woken
+//    through EPOLLEXCLUSIVE, which wakes one waiting shard per connection;
+//  - a shared socket on io_uring: one-shot accepts, re-armed after each
+//    connection. The kernel wakes the first waiter of the socket's queue,
+//    and a multishot accept stays first for ever: one shard took every
+//    connection. A re-armed accept goes to the back, so the shards take
+//    turns, and a busy shard that re-arms late takes fewer. A one-shot
+//    accept also reports the peer's address, which saves a getpeername. Errors that concern one pending connection (ECONNABORTED,
 // EPERM from a firewall, network errors) are skipped quietly. Running out
 // of descriptors (EMFILE, ENFILE) or memory sheds one pending connection
 // through the shard's reserve descriptor and pauses accepting with a
@@ -15,6 +25,8 @@
 
 #include <memory>
 
+#include <sys/socket.h>
+
 #include <salam/detail/operation.hpp>
 #include <salam/server.hpp>
 #include <salam/socket.hpp>
@@ -25,7 +37,7 @@ class Shard;
 
 class Acceptor {
  public:
-  Acceptor(Shard& shard, std::shared_ptr<FileDescriptor> listener, Handler handler);
+  Acceptor(Shard& shard, std::shared_ptr<FileDescriptor> listener, bool shared, Handler handler);
   Acceptor(const Acceptor&) = delete;
   Acceptor& operator=(const Acceptor&) = delete;
 
@@ -57,6 +69,8 @@ class Acceptor {
   Step accept_;
   Step backoff_;
   Duration next_backoff_;
+  bool multishot_;
+  sockaddr_storage peer_{};  // one-shot accepts: the new connection's peer
   TimePoint last_warning_{};
   bool stopped_ = false;
   bool paused_ = false;              // waiting out a backoff

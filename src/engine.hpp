@@ -57,8 +57,11 @@ struct Engine {
 
   // A connection that tells `observer` when its socket closes.
   static Connection connection(Loop& loop, FileDescriptor socket,
+                               const std::optional<SocketAddress>& peer,
                                ConnectionObserver* observer) noexcept {
-    return Connection(loop, std::move(socket), observer);
+    Connection connection(loop, std::move(socket), observer);
+    if (peer) connection.peer_ = peer->without_v4_mapping();
+    return connection;
   }
   // A connection whose close() never lingers: the one a lingering close
   // reads from.

@@ -50,7 +50,8 @@ struct Server::Impl {
   struct Listener {
     detail::ListenAddress address;
     HandlerFactory factory;
-    // One socket shared by all shards, or one per shard (SO_REUSEPORT);
+    // One socket shared by all shards, or one per shard (SO_REUSEPORT; one
+    // in all for a single shard);
     // handed to the shards at start and dropped here.
     std::vector<std::shared_ptr<FileDescriptor>> sockets;
     std::string local;
@@ -59,7 +60,7 @@ struct Server::Impl {
 
     detail::ShardListener for_shard(std::size_t id, unsigned shard) const {
       const auto& socket = sockets.size() > 1 ? sockets[shard] : sockets[0];
-      return detail::ShardListener{id, socket, factory};
+      return detail::ShardListener{id, socket, factory, sockets.size() == 1};
     }
   };
 

@@ -71,8 +71,9 @@ Task<> Shard::main(std::promise<void>& started) {
   // use Loop::current(). A factory that throws fails the server's start.
   try {
     for (ShardListener& listener : initial_listeners_) {
-      acceptors_.emplace(listener.id, std::make_unique<Acceptor>(*this, std::move(listener.socket),
-                                                                 listener.factory()));
+      acceptors_.emplace(listener.id,
+                       std::make_unique<Acceptor>(*this, std::move(listener.socket),
+                                                  listener.shared, listener.factory()));
     }
     initial_listeners_.clear();
     std::lock_guard lock(loop_mutex_);
@@ -155,8 +156,8 @@ void Shard::request_replace(std::size_t id, HandlerFactory factory) {
 void Shard::add(ShardListener listener) noexcept {
   if (stopping_) return;
   try {
-    auto acceptor =
-        std::make_unique<Acceptor>(*this, std::move(listener.socket), listener.factory());
+    auto acceptor = std::make_unique<Acceptor>(*this, std::move(listener.socket), listener.shared,
+                                               listener.factory());
     acceptor->start();
     acceptors_.emplace(listener.id, std::move(acceptor));
   } catch (const std::exception& e) {
@@ -182,13 +183,14 @@ void Shard::begin_stop(TimePoint drain_deadline) noexcept {
   drain_progress_->set();  // re-check against the (maybe nearer) deadline
 }
 
-void Shard::serve(FileDescriptor socket, const Handler& handler) noexcept {
+void Shard::serve(FileDescriptor socket, std::optional<SocketAddress> peer,
+                  const Handler& handler) noexcept {
   // Only this thread writes the count; others read it.
   open_connections_.store(open_connections_.load(std::memory_order_relaxed) + 1,
                           std::memory_order_relaxed);
   accepted_.store(accepted_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   try {
-    connections_->spawn(handler(Engine::connection(*loop_, std::move(socket), this)));
+    connections_->spawn(handler(Engine::connection(*loop_, std::move(socket), peer, this)));
   } catch (const std::exception& e) {
     // The connection, if it was built, closed itself on the way out.
     log::error("connection handler could not start: {}", e.what());

@@ -34,6 +34,7 @@ struct ShardListener {
   std::size_t id;
   std::shared_ptr<FileDescriptor> socket;
   HandlerFactory factory;  // called on the shard's thread
+  bool shared = true;      // every shard accepts from this socket
 };
 
 class Shard final : public ConnectionObserver {
@@ -70,7 +71,8 @@ class Shard final : public ConnectionObserver {
   Duration accept_backoff_max() const noexcept { return options_.accept_backoff_max; }
 
   // For acceptors: serve a new connection; shed one when out of descriptors.
-  void serve(FileDescriptor socket, const Handler& handler) noexcept;
+  void serve(FileDescriptor socket, std::optional<SocketAddress> peer,
+             const Handler& handler) noexcept;
   void shed_one(int listener) noexcept;
 
   void connection_closed() noexcept override;

@@ -83,6 +83,16 @@ std::string format_text(const Options& options, const RunResult& run, const Summ
     out += fmt::format("server CPU   {:.1f} µs per operation ({:.2f} s in all)\n",
                        *summary.server_cpu_us_per_operation, *summary.server_cpu_seconds);
   }
+  if (run.server_threads.size() > 1) {
+    out += "server threads";
+    for (const ThreadCpu& thread : run.server_threads) {
+      const double share = *summary.server_cpu_seconds > 0
+                               ? thread.cpu_seconds / *summary.server_cpu_seconds * 100
+                               : 0;
+      out += fmt::format("  {} {:.2f} s ({:.0f}%)", thread.name, thread.cpu_seconds, share);
+    }
+    out += '\n';
+  }
   if (is_stream(options.workload)) {
     out += fmt::format("throughput   sent {:.2f} Gbit/s, received {:.2f} Gbit/s\n",
                        summary.sent_bits_per_second / 1e9, summary.received_bits_per_second / 1e9);
@@ -136,6 +146,15 @@ std::string format_json(const Options& options, const RunResult& run, const Summ
                      summary.sent_bits_per_second / 1e9, summary.received_bits_per_second / 1e9);
   append_optional(out, "server_cpu_s", summary.server_cpu_seconds);
   append_optional(out, "server_cpu_us_per_op", summary.server_cpu_us_per_operation);
+  if (!run.server_threads.empty()) {
+    out += ",\"server_threads\":[";
+    for (std::size_t i = 0; i < run.server_threads.size(); ++i) {
+      out += i == 0 ? "{\"name\":" : ",{\"name\":";
+      append_json_string(out, run.server_threads[i].name);
+      out += fmt::format(",\"cpu_s\":{:.3f}}}", run.server_threads[i].cpu_seconds);
+    }
+    out += ']';
+  }
   if (options.workload == Workload::hold) {
     out += fmt::format(",\"held\":{},\"most_held\":{}", summary.successes, run.most_held);
     append_optional(out, "server_rss_before_kib", run.server_rss_before_kib);

@@ -176,7 +176,10 @@ RunResult run(const Options& options) {
 
   if (pid != 0) {
     const auto after = sample_server(pid);
-    if (before && after) result.server_cpu_seconds = after->cpu_seconds - before->cpu_seconds;
+    if (before && after) {
+      result.server_cpu_seconds = after->cpu_seconds - before->cpu_seconds;
+      result.server_threads = thread_cpu_between(*before, *after);
+    }
   }
   // With --duration the measurement lasts at least that long, even if the
   // operations still running at its end had started in the warm-up.

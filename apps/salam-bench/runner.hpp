@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include <salam/loop.hpp>
 #include <salam/time.hpp>
@@ -20,6 +21,9 @@ struct RunResult {
   BackendKind backend = BackendKind::automatic;
   // Server CPU seconds spent during the measured part (--server-pid).
   std::optional<double> server_cpu_seconds;
+  // The same, per server thread whose time moved (a sharded server's
+  // balance).
+  std::vector<ThreadCpu> server_threads;
   // hold with --server-pid: the server's RSS before connecting and once
   // every connection was held (or near the end, if some never were).
   std::optional<std::uint64_t> server_rss_before_kib;

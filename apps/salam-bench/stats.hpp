@@ -14,8 +14,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include <salam/time.hpp>
 
@@ -61,9 +63,17 @@ struct Stats {
 };
 
 // CPU time and memory of the server process, from /proc.
+// One thread of the server: its name (comm) and CPU seconds.
+struct ThreadCpu {
+  int tid = 0;
+  std::string name;
+  double cpu_seconds = 0;
+};
+
 struct ServerSample {
   double cpu_seconds = 0;  // utime + stime
   std::uint64_t rss_kib = 0;
+  std::vector<ThreadCpu> threads;  // by thread id
 };
 
 struct Summary {

@@ -55,11 +55,13 @@ struct ListenOptions {
   int backlog = 4096;
   // For `[::]`: accept IPv6 only (default: IPv4 too).
   bool v6_only = false;
-  // One listening socket per shard, in an SO_REUSEPORT group (the
-  // default), so that the kernel spreads new connections over the shards;
-  // or (false) one socket that all shards accept from. Unix listeners are
+  // One listening socket that every shard accepts from (the default), or
+  // (true) one per shard in an SO_REUSEPORT group. Both spread connections
+  // over all shards on both backends; the shared socket cost less per
+  // connection, keeps one accept queue (a busy shard takes fewer) and no
+  // connection is lost when a shard's socket closes. Unix listeners are
   // always shared. See docs/engine.md, "Accepting", for the measurements.
-  bool reuse_port = true;
+  bool reuse_port = false;
   // TCP_DEFER_ACCEPT: accept a connection only once the client has sent
   // data (or this many seconds passed). Only for client-speaks-first
   // protocols.
