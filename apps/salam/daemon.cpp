@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include <fmt/ranges.h>
+
 #include <salam/log.hpp>
 
 namespace salam::daemon {
@@ -64,6 +66,9 @@ Daemon::Daemon(Overrides overrides, DaemonConfig config)
 int Daemon::run() {
   const int status = run_until_signal(*server_, config_.drain_timeout, [this] { reload(); });
   log_refusals();
+  if (server_->shard_count() > 1) {
+    log::info("connections accepted per shard: {}", fmt::join(server_->accepted_per_shard(), ", "));
+  }
   return status;
 }
 
