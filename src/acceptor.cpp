@@ -78,6 +78,7 @@ void Acceptor::stop() noexcept {
   Engine::cancel(shard_.loop(), accept_);
   Engine::cancel(shard_.loop(), backoff_);
   Engine::unwatch_fd(shard_.loop(), listener_->get());
+  Engine::submit_started(shard_.loop());  // the accept names the descriptor
   // io_uring holds its own reference to the socket until the cancelled
   // accept completes; the socket closes when the last holder lets go.
   listener_.reset();

@@ -134,9 +134,10 @@ void Connection::close() noexcept {
     // with cancelled() on the loop's next turn. The FIN goes out now; on
     // io_uring the kernel holds the socket open until the cancellation
     // lands, and close(2) alone would wait for it.
-    ::shutdown(fd(), SHUT_WR);
     if (reader_.in_flight) detail::Engine::cancel(*loop_, reader_);
     if (writer_.in_flight) detail::Engine::cancel(*loop_, writer_);
+    detail::Engine::submit_started(*loop_);  // the operations reach the kernel first
+    ::shutdown(fd(), SHUT_WR);
   }
   // Input left in the kernel would turn the close into an RST, which can
   // destroy the reply before the peer reads it. The last read says whether
@@ -157,8 +158,11 @@ void Connection::close() noexcept {
 
 void Connection::close_now() noexcept {
   if (!is_open()) return;
-  if (reader_.in_flight) detail::Engine::cancel(*loop_, reader_);
-  if (writer_.in_flight) detail::Engine::cancel(*loop_, writer_);
+  if (reader_.in_flight || writer_.in_flight) {
+    if (reader_.in_flight) detail::Engine::cancel(*loop_, reader_);
+    if (writer_.in_flight) detail::Engine::cancel(*loop_, writer_);
+    detail::Engine::submit_started(*loop_);  // before the number is free for reuse
+  }
   detail::Engine::forget_fd(*loop_, fd());
   socket_.reset();
   if (observer_ != nullptr) std::exchange(observer_, nullptr)->connection_closed();
@@ -322,6 +326,10 @@ bool Connection::WriteAllAwaiter::send_until_pending() noexcept {
   Loop& loop = connection_->loop();
   WriteOperation& op = connection_->writer_;
   while (left_ > 0) {
+    if (!connection_->is_open()) {  // close() came between two sends
+      error_ = cancelled();
+      return true;
+    }
     op.buffer = const_cast<std::byte*>(next_);
     op.length = static_cast<std::uint32_t>(std::min<std::size_t>(left_, INT_MAX));
     // Capped per send: the rate cap moves on as bytes go out.

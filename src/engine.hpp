@@ -50,6 +50,8 @@ struct Engine {
 
   // Socket flags the backend wants on new sockets (SOCK_NONBLOCK or 0).
   static int socket_flags(const Loop& loop) noexcept;
+  // Submits what was started, before a descriptor that it names closes.
+  static void submit_started(Loop& loop) noexcept;
   // Tells the backend a descriptor is about to be closed.
   static void forget_fd(Loop& loop, int fd) noexcept;
   // Tells the backend this loop is done with a descriptor that stays open.

@@ -301,6 +301,9 @@ bool Engine::buffers_scarce(const Loop& loop) noexcept {
 int Engine::socket_flags(const Loop& loop) noexcept {
   return loop.backend_->socket_flags();
 }
+void Engine::submit_started(Loop& loop) noexcept {
+  loop.backend_->submit_started();
+}
 void Engine::forget_fd(Loop& loop, int fd) noexcept {
   loop.backend_->forget_fd(fd);
 }

@@ -39,6 +39,11 @@ class Backend {
   // Waits at most `timeout` (negative: no limit) for completions and
   // delivers them. Returns early if the loop's eventfd is written.
   virtual void wait(Duration timeout) noexcept = 0;
+  // Hands operations started but not yet given to the kernel over now.
+  // io_uring reads an SQE's descriptor number only when it submits it:
+  // before closing a descriptor that an operation still names, submit, so
+  // that the kernel holds the file (and never sees the number reused).
+  virtual void submit_started() noexcept = 0;
   // A descriptor is about to be closed; forget anything kept about it.
   virtual void forget_fd(int fd) noexcept = 0;
   // This loop is done with a descriptor that stays open elsewhere (a

@@ -104,6 +104,8 @@ class EpollBackend final : public Backend {
     again_batch_.clear();
   }
 
+  void submit_started() noexcept override {}  // nothing is queued: epoll acts at once
+
   void forget_fd(int fd) noexcept override {
     if (static_cast<std::size_t>(fd) >= fds_.size()) return;
     FdState& state = fds_[static_cast<std::size_t>(fd)];

@@ -163,6 +163,10 @@ class UringBackend final : public Backend {
     reap();
   }
 
+  void submit_started() noexcept override {
+    if (io_uring_sq_ready(&ring_) > 0) io_uring_submit(&ring_);
+  }
+
   bool buffers_scarce() const noexcept override { return buffers_.scarce(in_ring_); }
   void forget_fd(int) noexcept override {}
   void unwatch_fd(int) noexcept override {}

@@ -16,6 +16,7 @@
 #include <salam/loop.hpp>
 
 #include "../support/backends.hpp"
+#include "../support/socket_pair.hpp"
 #include "engine.hpp"
 
 namespace salam {
@@ -33,24 +34,8 @@ class LoopTest : public ::testing::TestWithParam<BackendKind> {
   }
 };
 
-// A connected pair: `connection` on the loop, `peer` a plain blocking socket.
-struct Pair {
-  Connection connection;
-  FileDescriptor peer;
-};
-
-Pair make_pair(Loop& loop) {
-  int fds[2];
-  EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-  if (detail::Engine::socket_flags(loop) != 0) {
-    EXPECT_EQ(::close(fds[0]), 0);
-    EXPECT_EQ(::close(fds[1]), 0);
-    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-    int flags = ::fcntl(fds[0], F_GETFL);
-    ::fcntl(fds[0], F_SETFL, flags | O_NONBLOCK);
-  }
-  return Pair{Connection(loop, FileDescriptor(fds[0])), FileDescriptor(fds[1])};
-}
+using testing::make_pair;
+using testing::Pair;
 
 Task<> sleeper(Loop& loop, Duration duration, int id, std::vector<int>& order) {
   auto error = co_await loop.sleep(duration);
