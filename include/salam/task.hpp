@@ -11,6 +11,7 @@
 //   later resumes its awaiter by symmetric transfer, so long chains of
 //   synchronous completions do not grow the stack — in unoptimised builds
 //   too, where the compiler may not turn symmetric transfer into a jump.
+// - Frames are recycled per thread (no heap allocation per task once warm).
 // - Exceptions thrown in the body are stored and rethrown to the awaiter;
 //   a TaskScope reports them instead (see scope.hpp).
 //
@@ -19,6 +20,7 @@
 #pragma once
 
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 #include <optional>
 #include <utility>
@@ -31,6 +33,12 @@ class Task;
 class TaskScope;
 
 namespace detail {
+
+// Coroutine frames come from a per-thread cache of freed frames (see
+// src/frame_allocator.cpp), so that a connection's coroutines do not go to
+// the heap once the server is warm.
+void* allocate_frame(std::size_t size);
+void free_frame(void* frame, std::size_t size) noexcept;
 
 // Logs an exception that escaped a spawned task whose scope has no handler.
 void report_unhandled_task_exception(const std::exception_ptr& error) noexcept;
@@ -66,6 +74,9 @@ struct PromiseBase {
     }
     void await_resume() const noexcept {}
   };
+
+  static void* operator new(std::size_t size) { return allocate_frame(size); }
+  static void operator delete(void* frame, std::size_t size) noexcept { free_frame(frame, size); }
 
   std::suspend_always initial_suspend() const noexcept { return {}; }
   FinalAwaiter final_suspend() const noexcept { return {}; }
