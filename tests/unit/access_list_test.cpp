@@ -407,7 +407,8 @@ class RandomRules {
       base &= ~((static_cast<unsigned __int128>(1) << host_bits) - 1);
     }
     std::string text = v4 ? v4_text(base) : v6_text(base);
-    text += "/" + std::to_string(length);
+    text += '/';
+    text += std::to_string(length);
     return {coin() ? Access::allow : Access::deny, IpPrefix::parse(text)};
   }
 
