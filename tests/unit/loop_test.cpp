@@ -396,7 +396,6 @@ TEST_P(LoopTest, TheLifetimeCapEndsAnyOperation) {
   pair.connection.set_lifetime(100ms);
   std::error_code error;
   std::size_t reads = 0;
-  const auto started = Clock::now();
   loop.run(read_until_error(pair.connection, error, reads));
   EXPECT_EQ(error, timed_out());
   EXPECT_EQ(pair.connection.expiry(), Connection::Expiry::lifetime);
@@ -408,6 +407,7 @@ TEST_P(LoopTest, TheMinimumRateCapEndsATrickle) {
   // 1 byte every 50 ms is 20 B/s; the minimum is 200 B/s after 200 ms.
   Loop loop(options());
   Pair pair = make_pair(loop);
+  const auto started = Clock::now();  // before the cap's own clock starts
   pair.connection.set_minimum_rate(200, 200ms);
   std::atomic<bool> stop = false;
   ASSERT_EQ(::send(pair.peer.get(), "x", 1, MSG_NOSIGNAL), 1);  // one byte, however late the thread
@@ -419,7 +419,6 @@ TEST_P(LoopTest, TheMinimumRateCapEndsATrickle) {
   });
   std::error_code error;
   std::size_t reads = 0;
-  const auto started = Clock::now();
   loop.run(read_until_error(pair.connection, error, reads));
   stop = true;
   trickle.join();
