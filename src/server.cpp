@@ -58,9 +58,10 @@ struct Server::Impl {
     SocketAddress local_ip;
     bool closed = false;
 
-    detail::ShardListener for_shard(std::size_t id, unsigned shard) const {
+    // `shards`: how many shards accept from it.
+    detail::ShardListener for_shard(std::size_t id, unsigned shard, unsigned shards) const {
       const auto& socket = sockets.size() > 1 ? sockets[shard] : sockets[0];
-      return detail::ShardListener{id, socket, factory, sockets.size() == 1};
+      return detail::ShardListener{id, socket, factory, sockets.size() == 1 && shards > 1};
     }
   };
 
@@ -141,7 +142,7 @@ std::size_t Server::listen(const ListenOptions& options, HandlerFactory factory)
   const std::size_t id = impl_->listeners.size();
   if (impl_->started) {
     for (unsigned shard = 0; shard < impl_->shard_count; ++shard) {
-      impl_->shards[shard]->request_add(listener->for_shard(id, shard));
+      impl_->shards[shard]->request_add(listener->for_shard(id, shard, impl_->shard_count));
     }
     listener->sockets.clear();
     log::info("listening on {}", listener->local);
@@ -194,7 +195,7 @@ void Server::start() {
     std::vector<detail::ShardListener> listeners;
     for (std::size_t id = 0; id < impl_->listeners.size(); ++id) {
       const auto& listener = *impl_->listeners[id];
-      if (!listener.closed) listeners.push_back(listener.for_shard(id, index));
+      if (!listener.closed) listeners.push_back(listener.for_shard(id, index, impl_->shard_count));
     }
     impl_->shards.push_back(std::make_unique<detail::Shard>(
         index, impl_->shard_count, impl_->options, std::move(listeners), impl_->shard_tasks));

@@ -34,7 +34,7 @@ struct ShardListener {
   std::size_t id;
   std::shared_ptr<FileDescriptor> socket;
   HandlerFactory factory;  // called on the shard's thread
-  bool shared = true;      // every shard accepts from this socket
+  bool shared = true;      // other shards accept from this socket too
 };
 
 class Shard final : public ConnectionObserver {
