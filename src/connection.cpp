@@ -163,8 +163,7 @@ void Connection::close_now() noexcept {
     if (writer_.in_flight) detail::Engine::cancel(*loop_, writer_);
     detail::Engine::submit_started(*loop_);  // before the number is free for reuse
   }
-  detail::Engine::forget_fd(*loop_, fd());
-  socket_.reset();
+  detail::Engine::close_fd(*loop_, std::move(socket_));
   if (observer_ != nullptr) std::exchange(observer_, nullptr)->connection_closed();
 }
 

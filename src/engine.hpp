@@ -52,6 +52,8 @@ struct Engine {
   static int socket_flags(const Loop& loop) noexcept;
   // Submits what was started, before a descriptor that it names closes.
   static void submit_started(Loop& loop) noexcept;
+  // Closes a descriptor no operation names any more (see Backend::close_fd).
+  static void close_fd(Loop& loop, FileDescriptor fd) noexcept;
   // Tells the backend a descriptor is about to be closed.
   static void forget_fd(Loop& loop, int fd) noexcept;
   // Tells the backend this loop is done with a descriptor that stays open.

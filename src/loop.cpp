@@ -98,6 +98,7 @@ void Loop::run(Task<> main) {
   tasks_.spawn(run_main(std::move(main), error));
   while (tasks_.active() > 0)
     turn();
+  backend_->submit_started();  // closes queued by the last tasks
   log::set_thread_buffering(false);
   current_loop = previous;
   if (error) std::rethrow_exception(error);
@@ -303,6 +304,9 @@ int Engine::socket_flags(const Loop& loop) noexcept {
 }
 void Engine::submit_started(Loop& loop) noexcept {
   loop.backend_->submit_started();
+}
+void Engine::close_fd(Loop& loop, FileDescriptor fd) noexcept {
+  loop.backend_->close_fd(fd.release());
 }
 void Engine::forget_fd(Loop& loop, int fd) noexcept {
   loop.backend_->forget_fd(fd);

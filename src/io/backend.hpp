@@ -44,6 +44,10 @@ class Backend {
   // before closing a descriptor that an operation still names, submit, so
   // that the kernel holds the file (and never sees the number reused).
   virtual void submit_started() noexcept = 0;
+  // Closes a descriptor that no operation names any more. io_uring queues
+  // the close with the next submission (its number stays taken until then,
+  // so nothing can reuse it early); epoll closes at once.
+  virtual void close_fd(int fd) noexcept = 0;
   // A descriptor is about to be closed; forget anything kept about it.
   virtual void forget_fd(int fd) noexcept = 0;
   // This loop is done with a descriptor that stays open elsewhere (a

@@ -111,6 +111,11 @@ class EpollBackend final : public Backend {
 
   void submit_started() noexcept override {}  // nothing is queued: epoll acts at once
 
+  void close_fd(int fd) noexcept override {
+    forget_fd(fd);
+    ::close(fd);
+  }
+
   void forget_fd(int fd) noexcept override {
     if (static_cast<std::size_t>(fd) >= fds_.size()) return;
     FdState& state = fds_[static_cast<std::size_t>(fd)];

@@ -16,6 +16,7 @@
 
 #include <liburing.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <salam/log.hpp>
 #include <salam/result.hpp>
@@ -115,6 +116,7 @@ class UringBackend final : public Backend {
   }
 
   ~UringBackend() override {
+    io_uring_submit(&ring_);  // queued closes must not be dropped with the ring
     io_uring_queue_exit(&ring_);
     buffer_ring_.release();
   }
@@ -161,6 +163,17 @@ class UringBackend final : public Backend {
       log::error("io_uring_enter: {}", errno_code(result).message());
     }
     reap();
+  }
+
+  void close_fd(int fd) noexcept override {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) {  // the queue is full: not worth a submission
+      ::close(fd);
+      return;
+    }
+    io_uring_prep_close(sqe, fd);
+    io_uring_sqe_set_data64(sqe, kIgnored);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
   }
 
   void submit_started() noexcept override {
