@@ -35,6 +35,12 @@ void Loop::linger(FileDescriptor socket, detail::ConnectionObserver* observer) n
   // This connection's own close never lingers, so that destroying it, if
   // there is no memory for the task, closes the socket at once.
   Connection lingering = detail::Engine::lingering_connection(*this, std::move(socket), observer);
+  // Outside run() no task would ever run: close at once (an RST may
+  // follow; a handler closes inside the loop, where this cannot happen).
+  if (current_or_null() != this) {
+    detail::Engine::close_now(lingering);
+    return;
+  }
   try {
     spawn(linger_then_close(std::move(lingering), linger_timeout_, linger_max_bytes_));
   } catch (const std::bad_alloc&) {

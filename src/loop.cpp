@@ -306,6 +306,11 @@ void Engine::submit_started(Loop& loop) noexcept {
   loop.backend_->submit_started();
 }
 void Engine::close_fd(Loop& loop, FileDescriptor fd) noexcept {
+  // Outside its run() nothing would submit a queued close: close now.
+  if (current_loop != &loop) {
+    loop.backend_->forget_fd(fd.get());
+    return;  // `fd` closes itself on the way out
+  }
   loop.backend_->close_fd(fd.release());
 }
 void Engine::forget_fd(Loop& loop, int fd) noexcept {

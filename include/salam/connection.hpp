@@ -113,6 +113,8 @@ class Connection {
 
   // Closes the connection, now or after lingering (see the top of this
   // file); idempotent. Reads and writes after it fail with not_connected().
+  // Outside the loop's run() it closes at once: there is nothing to linger
+  // in.
   void close() noexcept;
 
  private:

@@ -76,4 +76,14 @@ inline std::error_code not_connected() noexcept {
   return std::make_error_code(std::errc::not_connected);
 }
 
+// salam's own errors, for outcomes that no errno names. Their category is
+// named "salam".
+enum class Errc : int {
+  // The peer closed its side before a whole message arrived.
+  end_of_file = 1,
+};
+const std::error_category& salam_category() noexcept;
+// The error a read returns when the peer closed first (message "end of file").
+std::error_code end_of_file() noexcept;
+
 }  // namespace salam

