@@ -19,8 +19,7 @@ int main() try {
   salam::Server server;
   server.listen({.address = "127.0.0.1:8888"}, greet);
   return salam::run_until_signal(server);
-} catch (
-    const std::exception& e) {  // e.g. "cannot listen on 127.0.0.1:8888: Address already in use"
-  salam::log::critical("{}", e.what());
+} catch (const std::exception& e) {
+  salam::log::critical("{}", e.what());  // e.g. "cannot listen on 127.0.0.1:8888: Address in use"
   return 1;
 }

@@ -64,10 +64,8 @@ void Acceptor::arm() noexcept {
   accept_.code = OpCode::accept;
   accept_.multishot = multishot_;
   accept_.fd = listener_->get();
-  if (!multishot_) {
-    accept_.buffer = &peer_;
-    accept_.length = sizeof peer_;
-  }
+  accept_.buffer = &peer_;  // the peer's address, where the backend can give it
+  accept_.length = sizeof peer_;
   accept_.on_complete = &Acceptor::on_accept;
   if (Engine::start(shard_.loop(), accept_)) on_result(accept_.result, false);
 }
@@ -106,7 +104,7 @@ void Acceptor::on_result(int result, bool more) noexcept {
       next_backoff_ = shard_.accept_backoff();
     }
     std::optional<SocketAddress> peer;
-    if (!multishot_) {
+    if ((accept_.flags & kHasPeer) != 0) {
       peer = SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer_),
                                           accept_.length);
     }

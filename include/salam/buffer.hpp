@@ -15,14 +15,12 @@
 
 namespace salam {
 
+class Connection;
 class Loop;
 
 class InputBuffer {
  public:
   InputBuffer() noexcept = default;
-  // Bytes in buffer `id` of `loop`'s pool.
-  InputBuffer(Loop* loop, std::uint16_t id, const std::byte* data, std::size_t size) noexcept
-      : loop_(loop), id_(id), data_(data), size_(size) {}
   // Bytes in memory of their own (input handed back with Connection::unread).
   InputBuffer(std::unique_ptr<std::byte[]> bytes, std::size_t size) noexcept
       : owned_(std::move(bytes)), data_(owned_.get()), size_(size) {}
@@ -51,6 +49,11 @@ class InputBuffer {
   void detach();
 
  private:
+  friend class Connection;  // lends pooled buffers
+  // Bytes in buffer `id` of `loop`'s pool.
+  InputBuffer(Loop* loop, std::uint16_t id, const std::byte* data, std::size_t size) noexcept
+      : loop_(loop), id_(id), data_(data), size_(size) {}
+
   void take(InputBuffer& other) noexcept {
     loop_ = std::exchange(other.loop_, nullptr);
     id_ = other.id_;

@@ -208,10 +208,18 @@ class EpollBackend final : public Backend {
 
   void run_multishot(Operation& op) noexcept {
     for (int i = 0; i < kAcceptsPerTurn; ++i) {
-      int fd = ::accept4(op.fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      // The peer's address comes with the accept, where the caller has room:
+      // it saves a getpeername later.
+      socklen_t length = op.buffer != nullptr ? sizeof(sockaddr_storage) : 0;
+      int fd = ::accept4(op.fd, static_cast<sockaddr*>(op.buffer),
+                         op.buffer != nullptr ? &length : nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd < 0 && (errno == EAGAIN || errno == EINTR)) return;
       op.result = fd >= 0 ? fd : errno_result();
       op.flags = fd >= 0 ? kMoreCompletions : 0;
+      if (fd >= 0 && op.buffer != nullptr) {
+        op.length = length;
+        op.flags |= kHasPeer;
+      }
       if (fd < 0)
         fds_[static_cast<std::size_t>(op.fd)].reader = nullptr;  // like io_uring: an error ends it
       Engine::complete(loop_, op);
@@ -227,6 +235,7 @@ class EpollBackend final : public Backend {
       case OpCode::accept:
         n = ::accept4(op.fd, static_cast<sockaddr*>(op.buffer), op.buffer ? &op.length : nullptr,
                       SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (n >= 0 && op.buffer != nullptr) op.flags |= kHasPeer;
         break;
       case OpCode::recv:
         n = ::recv(op.fd, op.buffer, op.length, op.msg_flags | MSG_DONTWAIT);

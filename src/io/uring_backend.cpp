@@ -305,6 +305,9 @@ class UringBackend final : public Backend {
     op.flags = 0;
     if ((cqe_flags & IORING_CQE_F_MORE) != 0) op.flags |= kMoreCompletions;
     if ((cqe_flags & IORING_CQE_F_SOCK_NONEMPTY) != 0) op.flags |= kInputLeft;
+    // A single accept wrote the peer's address; a multishot one cannot.
+    if (op.code == OpCode::accept && !op.multishot && op.buffer != nullptr && result >= 0)
+      op.flags |= kHasPeer;
     if ((cqe_flags & IORING_CQE_F_BUFFER) != 0) {
       --in_ring_;
       op.flags |= kHasBuffer;

@@ -22,7 +22,7 @@
 namespace salam::detail {
 
 enum class OpCode : std::uint8_t {
-  accept,       // fd: listener; buffer/length: the peer's sockaddr (optional; not multishot)
+  accept,       // fd: listener; buffer/length: room for the peer's sockaddr (optional)
   recv,         // into buffer/length
   recv_pooled,  // into a buffer the loop's pool chooses; result flags carry its id
   send,         // from buffer/length, never raises SIGPIPE
@@ -35,6 +35,7 @@ enum class OpCode : std::uint8_t {
 inline constexpr std::uint32_t kMoreCompletions = 1u << 0;  // a multishot op stays armed
 inline constexpr std::uint32_t kHasBuffer = 1u << 1;        // buffer_id is valid
 inline constexpr std::uint32_t kInputLeft = 1u << 2;  // a read left input queued (or may have)
+inline constexpr std::uint32_t kHasPeer = 1u << 3;    // an accept wrote the peer's address
 
 static_assert(std::is_same_v<socklen_t, std::uint32_t>, "Operation::length doubles as a socklen_t");
 
