@@ -105,8 +105,8 @@ void Acceptor::on_result(int result, bool more) noexcept {
     }
     std::optional<SocketAddress> peer;
     if ((accept_.flags & kHasPeer) != 0) {
-      peer = SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer_),
-                                          accept_.length);
+      peer =
+          SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer_), accept_.length);
     }
     shard_.serve(FileDescriptor(result), peer, handler_);
   } else if (result == -ECANCELED) {

@@ -12,7 +12,8 @@
 //    and a multishot accept stays first for ever: one shard took every
 //    connection. A re-armed accept goes to the back, so the shards take
 //    turns, and a busy shard that re-arms late takes fewer. A one-shot
-//    accept also reports the peer's address, which saves a getpeername. Errors that concern one pending connection (ECONNABORTED,
+//    accept also reports the peer's address, which saves a getpeername. Errors that concern one
+//    pending connection (ECONNABORTED,
 // EPERM from a firewall, network errors) are skipped quietly. Running out
 // of descriptors (EMFILE, ENFILE) or memory sheds one pending connection
 // through the shard's reserve descriptor and pauses accepting with a

@@ -103,7 +103,8 @@ Task<Result<std::string_view>> BufferedReader::read_until(std::string_view delim
       }
     }
     release_input();
-    if (auto error = take(co_await connection_->read(detail::Engine::buffer_size(connection_->loop()), deadline)))
+    if (auto error = take(
+            co_await connection_->read(detail::Engine::buffer_size(connection_->loop()), deadline)))
       co_return error;
   }
 }
@@ -141,7 +142,8 @@ Task<Result<std::span<const std::byte>>> BufferedReader::read_exactly(std::size_
       }
     }
     release_input();
-    if (auto error = take(co_await connection_->read(detail::Engine::buffer_size(connection_->loop()), deadline)))
+    if (auto error = take(
+            co_await connection_->read(detail::Engine::buffer_size(connection_->loop()), deadline)))
       co_return error;
   }
 }

@@ -72,8 +72,8 @@ Task<> Shard::main(std::promise<void>& started) {
   try {
     for (ShardListener& listener : initial_listeners_) {
       acceptors_.emplace(listener.id,
-                       std::make_unique<Acceptor>(*this, std::move(listener.socket),
-                                                  listener.shared, listener.factory()));
+                         std::make_unique<Acceptor>(*this, std::move(listener.socket),
+                                                    listener.shared, listener.factory()));
     }
     initial_listeners_.clear();
     std::lock_guard lock(loop_mutex_);

@@ -7,8 +7,8 @@
 #pragma once
 
 #include <atomic>
-#include <cstdint>
 #include <cstddef>
+#include <cstdint>
 #include <future>
 #include <map>
 #include <memory>

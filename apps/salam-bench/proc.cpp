@@ -1,9 +1,9 @@
 #include "proc.hpp"
 
-#include <cstdio>
-#include <cstring>
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <system_error>

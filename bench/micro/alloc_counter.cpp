@@ -38,8 +38,8 @@ __attribute__((destructor)) void report() {
   const char* path = std::getenv("SALAM_ALLOC_REPORT");
   if (path == nullptr) return;
   char line[64];
-  const int length = std::snprintf(line, sizeof line, "shard_allocations %lu\n",
-                                   shard_allocations.load());
+  const int length =
+      std::snprintf(line, sizeof line, "shard_allocations %lu\n", shard_allocations.load());
   const int fd = ::open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return;
   [[maybe_unused]] auto written = ::write(fd, line, static_cast<std::size_t>(length));

@@ -209,7 +209,8 @@ class [[nodiscard]] Connection::WriteAllAwaiter {
 
  private:
   friend class Connection;
-  WriteAllAwaiter(Connection& connection, Deadline deadline, std::span<const std::byte> bytes) noexcept
+  WriteAllAwaiter(Connection& connection, Deadline deadline,
+                  std::span<const std::byte> bytes) noexcept
       : connection_(&connection), deadline_(deadline), next_(bytes.data()), left_(bytes.size()) {}
 
   bool send_until_pending() noexcept;

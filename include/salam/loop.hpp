@@ -106,8 +106,8 @@ class Loop {
   SleepAwaiter sleep(Duration duration) noexcept;
   SleepAwaiter sleep_until(TimePoint when) noexcept;
 
- // The engine's side (awaiters, backends, shards) goes through
- // detail::Engine (src/engine.hpp); none of it is for handlers.
+  // The engine's side (awaiters, backends, shards) goes through
+  // detail::Engine (src/engine.hpp); none of it is for handlers.
  private:
   friend struct detail::Engine;
 

@@ -28,7 +28,8 @@ class [[nodiscard]] Result {
   Result(T value) noexcept(std::is_nothrow_move_constructible_v<T>)  // NOLINT: implicit on purpose
       : value_(std::move(value)) {}
   Result(std::error_code error) noexcept : error_(error) {  // NOLINT
-    detail::expects(static_cast<bool>(error_), "a Result built from an error_code must hold an error");
+    detail::expects(static_cast<bool>(error_),
+                    "a Result built from an error_code must hold an error");
   }
 
   bool ok() const noexcept { return !error_; }

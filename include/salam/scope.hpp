@@ -34,7 +34,8 @@ class TaskScope {
   TaskScope(const TaskScope&) = delete;
   TaskScope& operator=(const TaskScope&) = delete;
   ~TaskScope() {
-    detail::expects(active_ == 0, "a TaskScope was destroyed with tasks still running (join it first)");
+    detail::expects(active_ == 0,
+                    "a TaskScope was destroyed with tasks still running (join it first)");
   }
 
   // Starts `task` now; it runs until its first suspension before spawn

@@ -34,8 +34,8 @@ inline LoopbackPair loopback_pair(Loop& loop) {
   EXPECT_EQ(::connect(peer.get(), address.data(), address.size()), 0);
   int one = 1;
   EXPECT_EQ(::setsockopt(peer.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one), 0);
-  const int accepted =
-      ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | detail::Engine::socket_flags(loop));
+  const int accepted = ::accept4(listener.get(), nullptr, nullptr,
+                                 SOCK_CLOEXEC | detail::Engine::socket_flags(loop));
   EXPECT_GE(accepted, 0);
   return LoopbackPair{Connection(loop, FileDescriptor(accepted)), std::move(peer)};
 }

@@ -15,10 +15,10 @@
 #include <salam/connection.hpp>
 #include <salam/loop.hpp>
 
-#include "engine.hpp"
 #include "../support/backends.hpp"
 #include "../support/clients.hpp"
 #include "../support/loopback.hpp"
+#include "engine.hpp"
 
 namespace salam {
 namespace {

@@ -15,10 +15,10 @@
 #include <salam/connection.hpp>
 #include <salam/loop.hpp>
 
-#include "engine.hpp"
 #include "../support/backends.hpp"
 #include "../support/clients.hpp"
 #include "../support/loopback.hpp"
+#include "engine.hpp"
 
 namespace salam {
 namespace {
@@ -43,7 +43,8 @@ class BufferedWriterTest : public ::testing::TestWithParam<BackendKind> {
 LoopbackPair local_pair(Loop& loop, int type) {
   int fds[2];
   EXPECT_EQ(::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds), 0);
-  if (detail::Engine::socket_flags(loop) != 0) ::fcntl(fds[0], F_SETFL, ::fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+  if (detail::Engine::socket_flags(loop) != 0)
+    ::fcntl(fds[0], F_SETFL, ::fcntl(fds[0], F_GETFL) | O_NONBLOCK);
   return LoopbackPair{Connection(loop, FileDescriptor(fds[0])), FileDescriptor(fds[1])};
 }
 

@@ -4,8 +4,8 @@
 // process with a message, in release builds too.
 #include <chrono>
 #include <optional>
-#include <vector>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -37,7 +37,8 @@ class ConnectionTest : public ::testing::TestWithParam<BackendKind> {
 // True if `fd` reads end of file within `limit` (a FIN arrived).
 bool sees_eof_within(int fd, Duration limit) {
   pollfd poll_fd{fd, POLLIN, 0};
-  const int ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(limit).count());
+  const int ms =
+      static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(limit).count());
   if (::poll(&poll_fd, 1, ms) != 1) return false;
   char byte;
   return ::recv(fd, &byte, 1, MSG_DONTWAIT) == 0;

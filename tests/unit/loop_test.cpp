@@ -441,7 +441,8 @@ TEST_P(LoopTest, ShutdownReadEndsAPendingReadWithEndOfFile) {
   ASSERT_EQ(::getsockname(listener.get(), address.data(), &length), 0);
   FileDescriptor client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   ASSERT_EQ(::connect(client.get(), address.data(), address.size()), 0);
-  int accepted = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | detail::Engine::socket_flags(loop));
+  int accepted = ::accept4(listener.get(), nullptr, nullptr,
+                           SOCK_CLOEXEC | detail::Engine::socket_flags(loop));
   ASSERT_GE(accepted, 0);
   Connection connection(loop, FileDescriptor(accepted));
   bool saw_end = false;
