@@ -26,6 +26,19 @@ inline std::string backend_name(const ::testing::TestParamInfo<BackendKind>& inf
     }                                                                        \
   } while (0)
 
+// A test suite run once per backend: derive a suite from it and
+// instantiate it with SALAM_INSTANTIATE_FOR_BACKENDS.
+class LoopBackendTest : public ::testing::TestWithParam<BackendKind> {
+ protected:
+  void SetUp() override { SALAM_REQUIRE_BACKEND(GetParam()); }
+  // Loop options for the backend under test.
+  LoopOptions options() const {
+    LoopOptions options;
+    options.backend = GetParam();
+    return options;
+  }
+};
+
 #define SALAM_INSTANTIATE_FOR_BACKENDS(suite)                                         \
   INSTANTIATE_TEST_SUITE_P(                                                           \
       Backends, suite,                                                                \

@@ -28,15 +28,7 @@ using testing::loopback_pair;
 using testing::LoopbackPair;
 using testing::send_all;
 
-class BufferedReaderTest : public ::testing::TestWithParam<BackendKind> {
- protected:
-  void SetUp() override { SALAM_REQUIRE_BACKEND(GetParam()); }
-  LoopOptions options() const {
-    LoopOptions options;
-    options.backend = GetParam();
-    return options;
-  }
-};
+class BufferedReaderTest : public testing::LoopBackendTest {};
 
 std::string text_of(std::span<const std::byte> bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};

@@ -27,15 +27,7 @@ using namespace std::chrono_literals;
 using testing::loopback_pair;
 using testing::LoopbackPair;
 
-class BufferedWriterTest : public ::testing::TestWithParam<BackendKind> {
- protected:
-  void SetUp() override { SALAM_REQUIRE_BACKEND(GetParam()); }
-  LoopOptions options() const {
-    LoopOptions options;
-    options.backend = GetParam();
-    return options;
-  }
-};
+class BufferedWriterTest : public testing::LoopBackendTest {};
 
 // A local socket pair of `type`: the connection's end on the loop, the
 // peer's a plain blocking socket. SOCK_SEQPACKET keeps each send a packet

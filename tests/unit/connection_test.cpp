@@ -24,15 +24,7 @@ namespace {
 using namespace std::chrono_literals;
 using testing::make_pair;
 
-class ConnectionTest : public ::testing::TestWithParam<BackendKind> {
- protected:
-  void SetUp() override { SALAM_REQUIRE_BACKEND(GetParam()); }
-  LoopOptions options() const {
-    LoopOptions options;
-    options.backend = GetParam();
-    return options;
-  }
-};
+class ConnectionTest : public testing::LoopBackendTest {};
 
 // True if `fd` reads end of file within `limit` (a FIN arrived).
 bool sees_eof_within(int fd, Duration limit) {

@@ -40,15 +40,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class CoroutinePatterns : public ::testing::TestWithParam<BackendKind> {
- protected:
-  void SetUp() override { SALAM_REQUIRE_BACKEND(GetParam()); }
-  LoopOptions options() const {
-    LoopOptions options;
-    options.backend = GetParam();
-    return options;
-  }
-};
+class CoroutinePatterns : public testing::LoopBackendTest {};
 
 // Natural spelling, unsafe on GCC 12 (PR c++/106188):
 //   while (!co_await loop.sleep(10ms)) {

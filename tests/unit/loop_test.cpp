@@ -24,15 +24,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class LoopTest : public ::testing::TestWithParam<BackendKind> {
- protected:
-  void SetUp() override { SALAM_REQUIRE_BACKEND(GetParam()); }
-  LoopOptions options() const {
-    LoopOptions options;
-    options.backend = GetParam();
-    return options;
-  }
-};
+class LoopTest : public testing::LoopBackendTest {};
 
 using testing::make_pair;
 using testing::Pair;
