@@ -24,9 +24,38 @@
 #include "engine.hpp"
 #include "io/backend.hpp"
 
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#endif
+
 namespace salam::detail {
 
 namespace {
+
+// liburing maps a ring's queues with raw mmap and munmap system calls,
+// which ThreadSanitizer does not see. When a shard's ring goes and another
+// shard's new ring is mapped at the same address, TSan would take the new
+// ring's writes for a race with the old one's. The kernel orders them (the
+// memory was unmapped first); these annotations say so. Nothing otherwise.
+void ring_unmapping(const io_uring& ring) noexcept {
+#if defined(__SANITIZE_THREAD__)
+  __tsan_release(ring.sq.sqes);
+  __tsan_release(ring.sq.ring_ptr);
+  __tsan_release(ring.cq.ring_ptr);
+#else
+  (void)ring;
+#endif
+}
+
+void ring_mapped(const io_uring& ring) noexcept {
+#if defined(__SANITIZE_THREAD__)
+  __tsan_acquire(ring.sq.sqes);
+  __tsan_acquire(ring.sq.ring_ptr);
+  __tsan_acquire(ring.cq.ring_ptr);
+#else
+  (void)ring;
+#endif
+}
 
 // user_data of SQEs whose completion nobody waits for (cancellations).
 constexpr std::uint64_t kIgnored = 0;
@@ -47,7 +76,9 @@ int setup_ring(io_uring& ring, std::uint32_t entries) {
     params.cq_entries = entries * 4;
     result = io_uring_queue_init_params(entries, &ring, &params);
     if (result == 0) {
+      ring_mapped(ring);
       if ((params.features & IORING_FEAT_NODROP) == 0) {
+        ring_unmapping(ring);
         io_uring_queue_exit(&ring);
         return -EOPNOTSUPP;
       }
@@ -106,6 +137,7 @@ class UringBackend final : public Backend {
       throw std::system_error(-result, std::system_category(), "io_uring_setup");
     }
     if (int result = buffer_ring_.setup(ring_, buffers_.max()); result < 0) {
+      ring_unmapping(ring_);
       io_uring_queue_exit(&ring_);
       throw std::system_error(-result, std::system_category(),
                               "io_uring provided-buffer ring (needs Linux 5.19)");
@@ -117,6 +149,7 @@ class UringBackend final : public Backend {
 
   ~UringBackend() override {
     io_uring_submit(&ring_);  // queued closes must not be dropped with the ring
+    ring_unmapping(ring_);
     io_uring_queue_exit(&ring_);
     buffer_ring_.release();
   }
@@ -348,6 +381,7 @@ std::string probe_io_uring() {
     why = "the kernel's io_uring lacks provided-buffer rings (needs Linux 5.19): " +
           errno_code(result).message();
   }
+  ring_unmapping(ring);
   io_uring_queue_exit(&ring);
   buffers.release();
   return why;
