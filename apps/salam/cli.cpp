@@ -1,5 +1,6 @@
 #include "cli.hpp"
 
+#include <cstdint>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -110,9 +111,10 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
                "greet: let the kernel accept a connection only once the client has sent its "
                "message (TCP_DEFER_ACCEPT)")
       ->group(listening);
-  app.add_flag("--reuse-port", o.reuse_port,
-
-               "One listening socket per thread (SO_REUSEPORT) instead of one shared")
+  app.add_flag_function(
+         "--reuse-port,!--no-reuse-port", [&o](std::int64_t count) { o.reuse_port = count > 0; },
+         "one listening socket per thread (SO_REUSEPORT, the default), or one that all threads "
+         "share (--no-reuse-port)")
       ->group(listening);
 
   option(app, "-s,--service", o.service, "NAME", service,
@@ -255,7 +257,7 @@ DaemonConfig load_configuration(const Overrides& o) {
     ServiceOptions& options = listener.options;
     if (o.service) set_service(listener, *o.service, "--service");
     if (o.backlog) set_backlog(listener, *o.backlog, "--backlog");
-    if (o.reuse_port) listener.reuse_port = true;
+    if (o.reuse_port) listener.reuse_port = *o.reuse_port;
     if (o.defer_accept) listener.defer_accept = true;
     if (o.message) set_message(options, *o.message, "--message");
     if (o.read_size) set_read_size(options, *o.read_size, "--read-size");

@@ -25,7 +25,8 @@ struct Overrides {
   bool greet_first = false;
   std::optional<std::string> quotes_file;
   std::optional<std::int64_t> backlog;
-  bool reuse_port = false;
+  // --reuse-port (true) or --no-reuse-port (false); unset: the file's.
+  std::optional<bool> reuse_port;
   bool defer_accept = false;
 
   std::vector<std::string> access_rules;  // "allow PREFIX" / "deny PREFIX", in command-line order

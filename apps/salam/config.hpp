@@ -70,7 +70,7 @@ struct ListenerConfig {
   std::string address = "127.0.0.1:8888";
   std::string service = "greet";
   int backlog = 4096;
-  bool reuse_port = false;
+  bool reuse_port = true;
   bool defer_accept = false;  // greet: accept only once the client has sent something
   ServiceOptions options;
   AccessConfig access;

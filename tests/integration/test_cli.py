@@ -119,12 +119,20 @@ class BadInput(unittest.TestCase):
 
 class CannotListen(unittest.TestCase):
     def test_an_address_in_use_stops_the_start_with_a_clear_message(self):
-        with harness.Server([BINARY, "--listen", "127.0.0.1:0"]) as first:
-            taken = first.addresses[0]
-            result = run("--listen", taken)
-            self.assertEqual(result.returncode, 1)
-            self.assertIn(f"cannot listen on {taken}: Address already in use", result.stderr)
-            first.close()
+        # Whatever socket mode either side uses: an SO_REUSEPORT group must
+        # not silently join another process's sockets on the same address.
+        modes = ("--reuse-port", "--no-reuse-port")
+        for first_mode in modes:
+            for second_mode in modes:
+                with self.subTest(first=first_mode, second=second_mode), harness.Server(
+                        [BINARY, "--listen", "127.0.0.1:0", "--threads", "2",
+                         first_mode]) as first:
+                    taken = first.addresses[0]
+                    result = run("--listen", taken, "--threads", "2", second_mode)
+                    self.assertEqual(result.returncode, 1)
+                    self.assertIn(f"cannot listen on {taken}: Address already in use",
+                                  result.stderr)
+                    first.close()
 
     def test_nothing_starts_half_configured(self):
         # The second listener cannot be opened: the first must not be left
