@@ -127,8 +127,12 @@ std::error_code Connection::shutdown_read() noexcept {
   return {};
 }
 
-void Connection::close() noexcept {
+void Connection::close(Linger linger) noexcept {
   if (!is_open()) return;
+  if (linger == Linger::never) {
+    close_now();
+    return;
+  }
   if (reader_.in_flight || writer_.in_flight) {
     // Another task of this connection waits in a read or write: it resumes
     // with cancelled() on the loop's next turn. The FIN goes out now; on
@@ -140,12 +144,14 @@ void Connection::close() noexcept {
     ::shutdown(fd(), SHUT_WR);
   }
   // Input left in the kernel would turn the close into an RST, which can
-  // destroy the reply before the peer reads it. The last read says whether
-  // it left any; only when nothing is known (no read yet, or it failed)
-  // does this ask the kernel. Input that arrives after the last read and
-  // before this close is not seen: the peer sent it unasked.
+  // destroy the reply before the peer reads it. When the last read left
+  // input queued (or the peer closed its side) that is known; otherwise
+  // the kernel is asked, since input may have come after the last read (a
+  // client still sending when the server gave up on it, as over a too-long
+  // line). The question costs an ioctl per connection; lingering on mere
+  // suspicion would cost a wait for the peer's FIN each time instead.
   bool input_left = input_ == Input::pending;
-  if (input_ == Input::unknown && !reader_.in_flight) {
+  if (!input_left && input_ != Input::ended) {
     int queued = 0;
     input_left = ::ioctl(fd(), FIONREAD, &queued) == 0 && queued > 0;
   }
@@ -188,8 +194,9 @@ void Connection::note_read(const detail::Operation& op, std::size_t requested) n
 // --- read ---
 
 Connection::ReadAwaiter Connection::read(std::size_t max_bytes, Deadline deadline) noexcept {
+  // At least one byte: a read of none would look like end of file.
   return ReadAwaiter(*this, deadline,
-                     static_cast<std::uint32_t>(std::min<std::size_t>(max_bytes, UINT32_MAX)));
+                     static_cast<std::uint32_t>(std::clamp<std::size_t>(max_bytes, 1, UINT32_MAX)));
 }
 
 void Connection::unread(std::span<const std::byte> bytes) {

@@ -36,6 +36,8 @@ struct Engine {
   static void cancel(Loop& loop, Operation& op) noexcept { loop.cancel(op); }
   static void complete(Loop& loop, Operation& op) noexcept { loop.complete(op); }
   static void complete_later(Loop& loop, Operation& op) noexcept { loop.complete_later(op); }
+  static void cancel_all(Loop& loop) noexcept { loop.cancel_all(); }
+  static bool cancelling(const Loop& loop) noexcept { return loop.cancelling(); }
   static void linger(Loop& loop, FileDescriptor socket, ConnectionObserver* observer) noexcept {
     loop.linger(std::move(socket), observer);
   }

@@ -16,7 +16,8 @@ namespace salam {
 
 namespace {
 
-Task<> linger_then_close(Connection connection, Duration timeout, std::size_t max_bytes) {
+Task<> linger_then_close(Connection connection, Duration timeout, std::size_t max_bytes,
+                         std::size_t& lingering) {
   if (!connection.shutdown_write()) {
     const Deadline deadline(timeout);
     std::size_t drained = 0;
@@ -27,6 +28,7 @@ Task<> linger_then_close(Connection connection, Duration timeout, std::size_t ma
     }
   }
   detail::Engine::close_now(connection);
+  --lingering;
 }
 
 }  // namespace
@@ -35,15 +37,17 @@ void Loop::linger(FileDescriptor socket, detail::ConnectionObserver* observer) n
   // This connection's own close never lingers, so that destroying it, if
   // there is no memory for the task, closes the socket at once.
   Connection lingering = detail::Engine::lingering_connection(*this, std::move(socket), observer);
-  // Outside run() no task would ever run: close at once (an RST may
-  // follow; a handler closes inside the loop, where this cannot happen).
-  if (current_or_null() != this) {
+  // Outside run() no task would ever run, and past the cap lingering would
+  // hold descriptors no limit counts: close at once (an RST may follow).
+  if (current_or_null() != this || lingering_ >= linger_max_connections_) {
     detail::Engine::close_now(lingering);
     return;
   }
+  ++lingering_;  // the task counts itself out when it ends
   try {
-    spawn(linger_then_close(std::move(lingering), linger_timeout_, linger_max_bytes_));
+    spawn(linger_then_close(std::move(lingering), linger_timeout_, linger_max_bytes_, lingering_));
   } catch (const std::bad_alloc&) {
+    --lingering_;
     detail::Engine::close_now(lingering);
   }
 }

@@ -54,6 +54,7 @@ Loop::Loop(const LoopOptions& options)
     : kind_(resolve_backend(options.backend)),
       linger_timeout_(options.linger_timeout),
       linger_max_bytes_(options.linger_max_bytes),
+      linger_max_connections_(options.linger_max_connections),
       timers_(std::make_unique<detail::TimerHeap>()),
       now_(Clock::now()) {
   backend_ = kind_ == BackendKind::io_uring ? detail::make_uring_backend(*this, options)

@@ -81,6 +81,7 @@ Task<> Shard::main(std::promise<void>& started) {
   } catch (...) {
     acceptors_.clear();
     started.set_exception(std::current_exception());
+    Engine::cancel_all(*loop_);  // what earlier factories spawned must not keep the loop
     co_return;
   }
   started.set_value();  // `started` may be gone from here on
@@ -93,13 +94,13 @@ Task<> Shard::main(std::promise<void>& started) {
   stopping_ = true;
   for (auto& [id, acceptor] : acceptors_)
     acceptor->stop();
-  while (connections_->active() > 0) {
+  while (connections_->active() > 0 && !Engine::cancelling(*loop_)) {
     if (Clock::now() >= drain_deadline_) {
       const std::size_t left = connections_->active();
       cancelled_at_drain_.store(left, std::memory_order_relaxed);
       log::warning("shard {}: {} connection(s) still open at the drain deadline; closing them",
                    index_, left);
-      loop_->cancel_all();
+      Engine::cancel_all(*loop_);
       break;
     }
     drain_progress_->reset();
@@ -108,7 +109,7 @@ Task<> Shard::main(std::promise<void>& started) {
   co_await connections_->join();
   // What else runs on the loop (tasks spawned with Loop::spawn, lingering
   // closes) is cut short now, so that the loop can end.
-  loop_->cancel_all();
+  Engine::cancel_all(*loop_);
 }
 
 void Shard::start_tasks() noexcept {
@@ -119,7 +120,7 @@ void Shard::start_tasks() noexcept {
       log::error("shard {}: a shard task could not start: {}", index_, e.what());
     }
   }
-  tasks_.clear();
+  // The functions stay until the shard ends: a task may refer to them.
 }
 
 void Shard::post(std::function<void()> work) {

@@ -242,8 +242,10 @@ Task<> serve_session(Connection client, std::shared_ptr<const ListenerRuntime> l
   // needs it after the socket is gone.
   if (!l.is_unix && (l.log_connections || refused)) (void)client.peer();
   // The close phase, the same for every service: the engine lingers if
-  // input is left unread, so that an RST cannot destroy the reply.
-  client.close();
+  // input is left unread, so that an RST cannot destroy the reply. A
+  // refused connection is closed at once: lingering would hold descriptors
+  // that no limit counts, for clients the limits turned away.
+  client.close(refused ? Connection::Linger::never : Connection::Linger::if_input_left);
   record(client, session, l, reason);
 }
 

@@ -88,8 +88,8 @@ class Connection {
   class ReadSomeAwaiter;
   class WriteAllAwaiter;
 
-  // Reads what has arrived, at most `max_bytes` (and at most the loop's
-  // buffer size). An empty InputBuffer means end of file.
+  // Reads what has arrived, at most `max_bytes` (at least 1, and at most
+  // the loop's buffer size). An empty InputBuffer means end of file.
   ReadAwaiter read(std::size_t max_bytes, Deadline deadline = Deadline::never()) noexcept;
   // Reads into the caller's buffer; 0 means end of file.
   ReadSomeAwaiter read_some(std::span<std::byte> into,
@@ -114,8 +114,11 @@ class Connection {
   // Closes the connection, now or after lingering (see the top of this
   // file); idempotent. Reads and writes after it fail with not_connected().
   // Outside the loop's run() it closes at once: there is nothing to linger
-  // in.
-  void close() noexcept;
+  // in. Linger::never closes at once in any case: for a connection refused
+  // before its exchange, whose unread input deserves no wait (the peer may
+  // then see an RST).
+  enum class Linger : std::uint8_t { if_input_left, never };
+  void close(Linger linger = Linger::if_input_left) noexcept;
 
  private:
   friend struct detail::Engine;

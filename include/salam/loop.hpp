@@ -50,6 +50,9 @@ struct LoopOptions {
   // most this long and this many bytes.
   Duration linger_timeout = std::chrono::seconds(5);
   std::size_t linger_max_bytes = 64 * 1024;
+  // At most this many connections linger at once; past it, a close is
+  // immediate (lingering descriptors count against no connection limit).
+  std::size_t linger_max_connections = 1024;
 };
 
 namespace detail {
@@ -92,11 +95,6 @@ class Loop {
   // Thread-safe: runs `work` on this loop's thread, soon.
   void post(std::function<void()> work);
 
-  // Completes every operation in flight with cancelled() and makes
-  // operations started afterwards fail at once, so that every task runs to
-  // its end. Used by shutdown after the drain deadline.
-  void cancel_all() noexcept;
-  bool cancelling() const noexcept { return cancelling_; }
 
   // The time the loop last woke up (cheap; use it for logs and rates).
   TimePoint now() const noexcept { return now_; }
@@ -124,6 +122,13 @@ class Loop {
   // would re-enter the caller).
   void complete_later(detail::Operation& op) noexcept;
 
+  // Completes every operation in flight with cancelled() and makes
+  // operations started afterwards fail at once, so that every task runs to
+  // its end. Used by shutdown after the drain deadline (the engine's,
+  // through detail::Engine: a handler that called it would end its shard).
+  void cancel_all() noexcept;
+  bool cancelling() const noexcept { return cancelling_; }
+
   // Closes `socket` once its peer has closed or the linger bounds pass.
   void linger(FileDescriptor socket, detail::ConnectionObserver* observer) noexcept;
 
@@ -139,6 +144,8 @@ class Loop {
   BackendKind kind_;
   Duration linger_timeout_;
   std::size_t linger_max_bytes_;
+  std::size_t linger_max_connections_;
+  std::size_t lingering_ = 0;
   std::unique_ptr<detail::Backend> backend_;
   std::unique_ptr<detail::TimerHeap> timers_;
   TaskScope tasks_;

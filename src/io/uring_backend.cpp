@@ -157,7 +157,9 @@ class UringBackend final : public Backend {
   bool start(Operation& op) noexcept override {
     io_uring_sqe* sqe = get_sqe();
     if (sqe == nullptr) {
-      op.result = -EBUSY;
+      // The queue is full even after a submission (the kernel is backed
+      // up): a shortage, like a pool with no buffer; the acceptor backs off.
+      op.result = -ENOBUFS;
       return true;
     }
     prepare(*sqe, op);

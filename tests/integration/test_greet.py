@@ -149,6 +149,35 @@ class Greet(unittest.TestCase):
                     self.assertLess(time.monotonic(), deadline)
                 self.assertEqual(server.close()[0], 0)
 
+    def test_refused_clients_that_sent_data_are_closed_at_once(self):
+        # No lingering for a connection the limits turned away, even with
+        # its request unread: lingering would hold descriptors that no limit
+        # counts (for up to 5 s each) exactly when the limits shed load.
+        for backend in harness.BACKENDS:
+            with self.subTest(backend=backend), salam("--listen", "127.0.0.1:0", "--max-connections",
+                                                      "1", "--read-timeout", "1m",
+                                                      backend=backend) as server:
+                host, port = harness.host_port(server.addresses[0])
+                held = socket.create_connection((host, port), timeout=10)
+                server.wait_for_count(r" connected$", 1)
+                baseline = server.fd_count()
+                refused = []
+                for _ in range(20):
+                    s = socket.create_connection((host, port), timeout=10)
+                    s.sendall(b"a request the server will not read")
+                    refused.append(s)  # and never closed by the client
+                server.wait_for_count(r"closed: limit_conns", 20)
+                # Tolerance: 1 s for the closes of a busy machine; lingering
+                # would keep them open for 5 s.
+                deadline = time.monotonic() + 1
+                while server.fd_count() > baseline and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                self.assertLessEqual(server.fd_count(), baseline, "refused sockets still open")
+                for s in refused:
+                    s.close()
+                held.close()
+                self.assertEqual(server.close()[0], 0)
+
     def test_unix_socket_listener(self):
         import os
         import tempfile

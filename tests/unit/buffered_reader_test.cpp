@@ -360,7 +360,7 @@ TEST_P(BufferedReaderTest, ADeadlinePassingReturnsTimedOutAndKeepsThePartialLine
 
 Task<> cancel_soon(Loop& loop) {
   co_await loop.sleep(20ms);
-  loop.cancel_all();
+  detail::Engine::cancel_all(loop);
 }
 
 Task<> read_and_cancel(BufferedReader& reader, Lines& out) {

@@ -25,6 +25,7 @@
 #include <salam/result.hpp>
 #include <salam/task.hpp>
 
+#include "engine.hpp"
 #include "../support/backends.hpp"
 
 // The fix went into GCC 13; no 12.x release is known here to have it, so all
@@ -81,7 +82,7 @@ Task<> tick_until_cancelled(Loop& loop, int& ticks, std::error_code& why) {
 
 Task<> cancel_later(Loop& loop) {
   co_await loop.sleep(35ms);
-  loop.cancel_all();
+  detail::Engine::cancel_all(loop);
 }
 
 Task<> tick_then_cancel(Loop& loop, int& ticks, std::error_code& why) {
