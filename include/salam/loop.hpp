@@ -95,7 +95,6 @@ class Loop {
   // Thread-safe: runs `work` on this loop's thread, soon.
   void post(std::function<void()> work);
 
-
   // The time the loop last woke up (cheap; use it for logs and rates).
   TimePoint now() const noexcept { return now_; }
 

@@ -25,8 +25,8 @@
 #include <salam/result.hpp>
 #include <salam/task.hpp>
 
-#include "engine.hpp"
 #include "../support/backends.hpp"
+#include "engine.hpp"
 
 // The fix went into GCC 13; no 12.x release is known here to have it, so all
 // of GCC 12 (and older) counts as affected.
