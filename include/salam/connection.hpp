@@ -62,6 +62,8 @@ class Connection {
   ~Connection();
 
   Loop& loop() const noexcept { return *loop_; }
+  // The socket, for options (setsockopt) and the like; never close it by
+  // hand: the engine may still name it (use close()).
   int fd() const noexcept { return socket_.get(); }
   bool is_open() const noexcept { return socket_.valid(); }
   // The remote end. IPv4 clients of a dual-stack listener appear as IPv4.

@@ -4,7 +4,8 @@
 // completes at once. Waiters wake on the loop's next turn after set().
 //
 // Threading: one loop; set() and wait() on its thread only (from another
-// thread, post() the set()).
+// thread, post() the set()). Lifetime: an Event must outlive its waiters
+// until they have resumed (the turn after set()); await each wait() once.
 #pragma once
 
 #include <coroutine>
