@@ -58,10 +58,10 @@ struct Server::Impl {
     SocketAddress local_ip;
     bool closed = false;
 
-    // `shards`: how many shards accept from it.
-    detail::ShardListener for_shard(std::size_t id, unsigned shard, unsigned shards) const {
+    // `accepting`: how many shards accept from it.
+    detail::ShardListener for_shard(std::size_t id, unsigned shard, unsigned accepting) const {
       const auto& socket = sockets.size() > 1 ? sockets[shard] : sockets[0];
-      return detail::ShardListener{id, socket, factory, sockets.size() == 1 && shards > 1};
+      return detail::ShardListener{id, socket, factory, sockets.size() == 1 && accepting > 1};
     }
   };
 
