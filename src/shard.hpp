@@ -58,7 +58,6 @@ class Shard final : public ConnectionObserver {
   unsigned index() const noexcept { return index_; }
   unsigned count() const noexcept { return count_; }
   Loop& loop() noexcept { return *loop_; }
-  bool stopping() const noexcept { return stopping_; }
   Event& stop_requested() noexcept { return *stop_requested_; }
   std::uint64_t accepted() const noexcept { return accepted_.load(std::memory_order_relaxed); }
   std::size_t open_connections() const noexcept {

@@ -37,25 +37,22 @@ namespace {
 // shard's new ring is mapped at the same address, TSan would take the new
 // ring's writes for a race with the old one's. The kernel orders them (the
 // memory was unmapped first); these annotations say so. Nothing otherwise.
+#if defined(__SANITIZE_THREAD__)
+void annotate_ring(const io_uring& ring, void (*annotate)(void*)) noexcept {
+  annotate(ring.sq.sqes);
+  annotate(ring.sq.ring_ptr);
+  annotate(ring.cq.ring_ptr);
+}
 void ring_unmapping(const io_uring& ring) noexcept {
-#if defined(__SANITIZE_THREAD__)
-  __tsan_release(ring.sq.sqes);
-  __tsan_release(ring.sq.ring_ptr);
-  __tsan_release(ring.cq.ring_ptr);
-#else
-  (void)ring;
-#endif
+  annotate_ring(ring, &__tsan_release);
 }
-
 void ring_mapped(const io_uring& ring) noexcept {
-#if defined(__SANITIZE_THREAD__)
-  __tsan_acquire(ring.sq.sqes);
-  __tsan_acquire(ring.sq.ring_ptr);
-  __tsan_acquire(ring.cq.ring_ptr);
-#else
-  (void)ring;
-#endif
+  annotate_ring(ring, &__tsan_acquire);
 }
+#else
+void ring_unmapping(const io_uring&) noexcept {}
+void ring_mapped(const io_uring&) noexcept {}
+#endif
 
 // user_data of SQEs whose completion nobody waits for (cancellations).
 constexpr std::uint64_t kIgnored = 0;
