@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 
 #include <salam/access_list.hpp>
+#include <salam/printable.hpp>
 
 namespace salam {
 
@@ -103,25 +104,6 @@ std::optional<ParsedAddress> parse_address(std::string_view text, std::string_vi
   }
   if (why) *why = diagnose_address(text);
   return std::nullopt;
-}
-
-// Text from a file quoted in an error message: control and non-ASCII
-// bytes as \xNN, long words cut, so a message is one short printable line
-// whatever the file holds.
-std::string printable(std::string_view text) {
-  constexpr std::size_t kLongest = 64;
-  std::string out;
-  for (char c : text.substr(0, kLongest)) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte >= 0x20 && byte < 0x7f && c != '\\') {
-      out += c;
-    } else {
-      constexpr char kHex[] = "0123456789abcdef";
-      out += {'\\', 'x', kHex[byte >> 4], kHex[byte & 0xf]};
-    }
-  }
-  if (text.size() > kLongest) out += "...";
-  return out;
 }
 
 constexpr std::string_view kHostBitsSet = "host bits are set below the prefix length";

@@ -6,6 +6,7 @@
 #include <net/if.h>
 
 #include <salam/address.hpp>
+#include <salam/printable.hpp>
 
 namespace salam {
 
@@ -119,7 +120,7 @@ SocketAddress SocketAddress::parse(std::string_view text) {
   std::string_view why;
   auto address = try_parse(text, &why);
   if (!address) {
-    throw std::invalid_argument("bad address '" + std::string(text) + "': " + std::string(why));
+    throw std::invalid_argument("bad address '" + printable(text) + "': " + std::string(why));
   }
   return *address;
 }

@@ -13,6 +13,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <salam/printable.hpp>
+
 namespace salam::detail {
 
 namespace {
@@ -31,11 +33,12 @@ void set_option(int fd, int level, int name, int value, const ListenAddress& add
 }
 
 // A Unix socket path left behind by a process that is gone can be
-// replaced; one that somebody still listens on cannot.
+// replaced; one that somebody still listens on cannot. The probe does not
+// block: a listener whose queue is full (EAGAIN) is still somebody's.
 void remove_stale_unix_socket(const std::string& path) {
   struct stat info {};
   if (::lstat(path.c_str(), &info) != 0 || !S_ISSOCK(info.st_mode)) return;
-  FileDescriptor probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  FileDescriptor probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
@@ -52,11 +55,11 @@ ListenAddress ListenAddress::parse(std::string_view text) {
   if (text.starts_with("unix:")) {
     result.unix_path = std::string(text.substr(5));
     if (result.unix_path.empty()) {
-      throw std::invalid_argument("bad address '" + std::string(text) +
+      throw std::invalid_argument("bad address '" + printable(text) +
                                   "': missing path after unix:");
     }
     if (result.unix_path.size() >= sizeof(sockaddr_un::sun_path)) {
-      throw std::invalid_argument("bad address '" + std::string(text) +
+      throw std::invalid_argument("bad address '" + printable(text) +
                                   "': Unix socket path longer than 107 bytes");
     }
     return result;
@@ -116,6 +119,9 @@ FileDescriptor open_listen_socket(const ListenAddress& address, const ListenOpti
     // Accepted sockets inherit TCP_NODELAY from the listener on Linux, which
     // saves a setsockopt per connection.
     if (options.no_delay) set_option(fd, IPPROTO_TCP, TCP_NODELAY, 1, address, "TCP_NODELAY");
+    if (options.send_buffer > 0) {
+      set_option(fd, SOL_SOCKET, SO_SNDBUF, options.send_buffer, address, "SO_SNDBUF");
+    }
     if (::bind(fd, address.ip->data(), address.ip->size()) != 0) {
       fail(errno, address, {});
     }

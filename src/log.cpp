@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <salam/log.hpp>
+#include <salam/printable.hpp>
 
 namespace salam::log {
 
@@ -23,6 +24,9 @@ std::atomic<int> access_fd{-1};  // -1: access records go with the other lines
 // A line longer than this is still written whole; the threshold only
 // decides when a buffering thread writes before the end of its turn.
 constexpr std::size_t kFlushThreshold = 32 * 1024;
+// A message is cut after this many bytes: whatever a caller quotes (a
+// 100 KB flag, a client's bytes), a line stays a line.
+constexpr std::size_t kMaxMessage = 16 * 1024;
 
 void write_all(int fd, fmt::memory_buffer& buffer) noexcept {
   const char* data = buffer.data();
@@ -40,7 +44,7 @@ void write_all(int fd, fmt::memory_buffer& buffer) noexcept {
 struct ThreadLog {
   fmt::memory_buffer lines;
   fmt::memory_buffer access_lines;       // only when the access log has its own file
-  fmt::memory_buffer message;            // JSON only: the unescaped message
+  fmt::memory_buffer message;            // the line's message, before escaping
   fmt::memory_buffer* current = &lines;  // where the line being written goes
   bool buffering = false;
   bool json = false;  // the format of the line being written
@@ -113,7 +117,7 @@ Level parse_level(std::string_view text) {
   if (text == "error") return Level::error;
   if (text == "critical") return Level::critical;
   if (text == "off") return Level::off;
-  throw std::invalid_argument("unknown log level '" + std::string(text) +
+  throw std::invalid_argument("unknown log level '" + printable(text) +
                               "' (expected debug, info, warning, error, critical or off)");
 }
 
@@ -163,6 +167,23 @@ void append_json_escaped(fmt::memory_buffer& out, std::string_view text) {
   }
 }
 
+namespace {
+
+// Text lines keep their message as it is, but for control characters: no
+// newline or terminal escape in a value can forge or hide a line.
+void append_text_escaped(fmt::memory_buffer& out, std::string_view text) {
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      fmt::format_to(fmt::appender(out), "\\x{:02x}", static_cast<unsigned>(byte));
+    } else {
+      out.push_back(c);
+    }
+  }
+}
+
+}  // namespace
+
 namespace detail {
 
 fmt::memory_buffer& begin_line(Level level, Stream stream) {
@@ -178,16 +199,23 @@ fmt::memory_buffer& begin_line(Level level, Stream stream) {
   }
   append_time(log, out);
   fmt::format_to(fmt::appender(out), " {} ", to_string(level));
-  return out;
+  log.message.clear();
+  return log.message;
 }
 
 void end_line() {
   ThreadLog& log = thread_log();
   fmt::memory_buffer& out = *log.current;
+  const std::string_view message(log.message.data(), std::min(log.message.size(), kMaxMessage));
   if (log.json) {
-    append_json_escaped(out, std::string_view(log.message.data(), log.message.size()));
-    out.append(std::string_view("\"}"));
+    append_json_escaped(out, message);
+  } else {
+    append_text_escaped(out, message);
   }
+  if (log.message.size() > kMaxMessage) {
+    fmt::format_to(fmt::appender(out), "... ({} more bytes)", log.message.size() - kMaxMessage);
+  }
+  if (log.json) out.append(std::string_view("\"}"));
   out.push_back('\n');
   if (!log.buffering || log.full()) log.flush();
 }

@@ -8,6 +8,7 @@
 #include <salam/detail/contract.hpp>
 #include <salam/log.hpp>
 #include <salam/loop.hpp>
+#include <salam/printable.hpp>
 #include <salam/result.hpp>
 
 #include "engine.hpp"
@@ -46,7 +47,7 @@ BackendKind parse_backend_kind(std::string_view text) {
   if (text == "auto") return BackendKind::automatic;
   if (text == "io_uring" || text == "uring") return BackendKind::io_uring;
   if (text == "epoll") return BackendKind::epoll;
-  throw std::invalid_argument("unknown backend '" + std::string(text) +
+  throw std::invalid_argument("unknown backend '" + printable(text) +
                               "' (expected auto, io_uring or epoll)");
 }
 

@@ -331,7 +331,14 @@ int run_until_signal(Server& server, Duration drain_timeout,
   }
   server.wait();
   ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-  return server.cancelled_at_drain() == 0 ? 0 : 1;
+  // The stop was asked for and done: cutting what outlived the drain is
+  // part of it, so it is worth a warning, not a failure.
+  if (const std::size_t cut = server.cancelled_at_drain(); cut > 0) {
+    log::warning("the drain deadline closed {} connection{} that had not finished", cut,
+                 cut == 1 ? "" : "s");
+    log::flush_thread_buffer();
+  }
+  return 0;
 }
 
 }  // namespace salam

@@ -190,6 +190,7 @@ void Shard::serve(FileDescriptor socket, std::optional<SocketAddress> peer,
   open_connections_.store(open_connections_.load(std::memory_order_relaxed) + 1,
                           std::memory_order_relaxed);
   accepted_.store(accepted_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  keep_reserve();  // before this connection's handler opens more
   try {
     connections_->spawn(handler(Engine::connection(*loop_, std::move(socket), peer, this)));
   } catch (const std::exception& e) {
@@ -202,12 +203,17 @@ void Shard::shed_one(int listener) noexcept {
   reserve_.reset();
   int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
   if (fd >= 0) ::close(fd);
-  reserve_ = open_reserve();
+  reserve_ = open_reserve();  // fails if another thread took the number first
+}
+
+void Shard::keep_reserve() noexcept {
+  if (!reserve_) reserve_ = open_reserve();
 }
 
 void Shard::connection_closed() noexcept {
   open_connections_.store(open_connections_.load(std::memory_order_relaxed) - 1,
                           std::memory_order_relaxed);
+  keep_reserve();  // a descriptor was just freed
   for (auto& [id, acceptor] : acceptors_)
     acceptor->resume();
 }

@@ -78,6 +78,7 @@ class Shard final : public ConnectionObserver {
 
  private:
   Task<> main(std::promise<void>& started);
+  void keep_reserve() noexcept;
   void start_tasks() noexcept;
   void post(std::function<void()> work);
   void add(ShardListener listener) noexcept;
@@ -99,7 +100,9 @@ class Shard final : public ConnectionObserver {
   TimePoint drain_deadline_ = TimePoint::max();
   bool stopping_ = false;
   // A descriptor kept in reserve, closed to accept-and-drop one connection
-  // when the process is out of descriptors.
+  // when the process is out of descriptors. Another thread may take the
+  // number it frees, so it is reopened whenever it is missing and a
+  // descriptor may be free again (see keep_reserve).
   FileDescriptor reserve_;
   // Guards posting to the loop against its destruction at the end of run().
   std::mutex loop_mutex_;

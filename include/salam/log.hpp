@@ -49,7 +49,8 @@ std::string_view to_string(Level level) noexcept;
 namespace detail {
 // Starts a line in the thread's buffer and returns where the message goes.
 fmt::memory_buffer& begin_line(Level level, Stream stream = Stream::main);
-// Ends the line begun by begin_line (escaping the message for JSON).
+// Ends the line begun by begin_line: the message is escaped (JSON) or its
+// control characters written as \xNN (text), and cut after 16 KiB.
 void end_line();
 }  // namespace detail
 

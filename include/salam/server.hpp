@@ -69,6 +69,11 @@ struct ListenOptions {
   int defer_accept_seconds = 0;
   // TCP_NODELAY on accepted connections (inherited from the listener).
   bool no_delay = false;
+  // SO_SNDBUF of accepted TCP connections, in bytes (inherited from the
+  // listener; the kernel doubles it for its bookkeeping). 0 leaves it to
+  // the kernel's autotuning, which lets one client that stops reading pin
+  // up to net.ipv4.tcp_wmem's maximum (4 MiB by default) of kernel memory.
+  int send_buffer = 0;
 };
 
 struct ServerOptions {
@@ -138,9 +143,12 @@ class Server {
 };
 
 // Starts `server`, waits for SIGINT or SIGTERM, then drains for
-// `drain_timeout`; a second signal ends the drain at once. Returns 0 if
-// every connection finished in time, 1 otherwise. SIGHUP calls `on_hangup`
-// (on this thread) if given, and is ignored otherwise.
+// `drain_timeout`; a second signal ends the drain at once. Returns 0, the
+// exit status of a stop that was asked for (connections cut at the
+// deadline are counted in a warning). SIGHUP calls `on_hangup` (on this
+// thread) if given, and is ignored otherwise. The signals are blocked from
+// here on; block them first thing in main() if the program does work
+// before calling this (a SIGHUP's default action ends the process).
 int run_until_signal(Server& server, Duration drain_timeout = std::chrono::seconds(10),
                      const std::function<void()>& on_hangup = {});
 

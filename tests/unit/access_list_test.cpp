@@ -262,7 +262,8 @@ TEST(AccessListParse, QuotesBadTextPrintablyAndShort) {
   EXPECT_EQ(message("d\xc3\xa9ny ::1"sv),
             "acl:1: unknown action 'd\\xc3\\xa9ny' (expected allow or deny)");
   EXPECT_EQ(message("allow " + std::string(100, 'a')),
-            "acl:1: bad prefix '" + std::string(64, 'a') + "...': not an IPv4 or IPv6 address");
+            "acl:1: bad prefix '" + std::string(64, 'a') +
+                "... (36 more bytes)': not an IPv4 or IPv6 address");
 }
 
 // --- AccessList semantics -------------------------------------------------
