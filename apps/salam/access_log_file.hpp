@@ -21,7 +21,9 @@ class AccessLogFile {
 
   // Sends the access records to `path` (opened anew even if it is the
   // current one), or with the other log lines if `path` is empty. Returns
-  // an error message, or an empty string.
+  // an error message, or an empty string. `path` must be a regular file
+  // (not in /proc or /sys, where writes go nowhere), a FIFO with a reader,
+  // a socket or a character device (/dev/stdout, /dev/null).
   std::string open(const std::string& path);
 
  private:

@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <salam/printable.hpp>
+
 #include "config_file.hpp"
 #include "services/service.hpp"
 
@@ -135,6 +137,11 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
          "greet: how long to wait for the client's message (default 10s)");
   option(app, "--idle-timeout", o.idle_timeout, "DURATION", limits,
          "How long a connection may neither read nor write (default 1m)");
+  option(app, "--write-timeout", o.write_timeout, "DURATION", limits,
+         "How long a write may wait for the client to take any of it (default 30s)");
+  option(app, "--send-buffer", o.send_buffer, "BYTES", limits,
+         "Kernel send buffer per connection (SO_SNDBUF): bounds what a client that stops "
+         "reading pins in kernel memory (default 131072; 0: the kernel's autotuning)");
   option(app, "--drain-timeout", o.drain_timeout, "DURATION", limits,
          "On SIGTERM, how long connections may take to finish (default 10s)");
 
@@ -219,7 +226,8 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
     std::cout << version_text() << "\n";
     return 0;
   } catch (const CLI::ParseError& e) {
-    std::cerr << "salam: " << e.what() << " (see salam --help)\n";
+    // The message may quote the command line: one short printable line.
+    std::cerr << "salam: " << printable(e.what(), 300) << " (see salam --help)\n";
     return 2;
   }
   if (check_file) {
@@ -247,7 +255,7 @@ DaemonConfig load_configuration(const Overrides& o) {
     config.listeners.clear();
     for (const auto& address : o.listen) {
       ListenerConfig listener;
-      listener.origin = "--listen " + address;
+      listener.origin = "--listen " + printable(address);
       set_address(listener, address, "--listen");
       config.listeners.push_back(std::move(listener));
     }
@@ -263,6 +271,8 @@ DaemonConfig load_configuration(const Overrides& o) {
     if (o.read_size) set_read_size(options, *o.read_size, "--read-size");
     if (o.read_timeout) set_timeout(options.read_timeout, *o.read_timeout, "--read-timeout");
     if (o.idle_timeout) set_timeout(options.idle_timeout, *o.idle_timeout, "--idle-timeout");
+    if (o.write_timeout) set_timeout(options.write_timeout, *o.write_timeout, "--write-timeout");
+    if (o.send_buffer) set_send_buffer(listener, *o.send_buffer, "--send-buffer");
     if (o.greet_first) options.greet_first = true;
     if (o.quotes_file) options.quotes_file = *o.quotes_file;
     if (!o.access_rules.empty()) {

@@ -22,6 +22,8 @@ struct Overrides {
   std::optional<std::int64_t> read_size;
   std::optional<std::string> read_timeout;
   std::optional<std::string> idle_timeout;
+  std::optional<std::string> write_timeout;
+  std::optional<std::int64_t> send_buffer;
   bool greet_first = false;
   std::optional<std::string> quotes_file;
   std::optional<std::int64_t> backlog;

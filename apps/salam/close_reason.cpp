@@ -18,6 +18,8 @@ std::string_view to_string(CloseReason reason) noexcept {
       return "timeout_first_byte";
     case CloseReason::timeout_idle:
       return "timeout_idle";
+    case CloseReason::timeout_write:
+      return "timeout_write";
     case CloseReason::timeout_lifetime:
       return "timeout_lifetime";
     case CloseReason::timeout_proxy:

@@ -14,6 +14,7 @@ enum class CloseReason : std::uint8_t {
   client_reset,        // the client reset the connection
   timeout_first_byte,  // nothing arrived within the read timeout
   timeout_idle,        // nothing moved for the idle timeout
+  timeout_write,       // the client took none of a write for the write timeout
   timeout_lifetime,    // the connection reached its maximum lifetime
   timeout_proxy,       // the PROXY header did not arrive in time
   too_slow,            // below the minimum transfer rate

@@ -1,14 +1,16 @@
 #include "config.hpp"
 
-#include <fstream>
-#include <iterator>
+#include <string_view>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
 #include <salam/address.hpp>
+#include <salam/printable.hpp>
 
 #include "duration.hpp"
 #include "escapes.hpp"
+#include "input_file.hpp"
 #include "services/qotd.hpp"
 #include "services/service.hpp"
 
@@ -39,13 +41,8 @@ void finish_access(ListenerConfig& listener) {
   AccessConfig& access = listener.access;
   std::vector<AccessRule> rules = access.rules;
   if (!access.rules_file.empty()) {
-    std::ifstream file(access.rules_file);
-    if (!file) {
-      throw ConfigError(listener.origin,
-                        fmt::format("cannot read access rules file '{}'", access.rules_file));
-    }
-    const std::string text((std::istreambuf_iterator<char>(file)),
-                           std::istreambuf_iterator<char>());
+    const std::string text = read_input_file_or_throw(access.rules_file, kMaxAccessFile,
+                                                      "access rules file", listener.origin);
     try {
       auto from_file = AccessList::parse_rules(text, access.rules_file);
       rules.insert(rules.end(), from_file.begin(), from_file.end());
@@ -89,14 +86,15 @@ void set_address(ListenerConfig& listener, std::string_view value, std::string_v
   }
   std::string_view why;
   auto address = SocketAddress::try_parse(value, &why);
-  if (!address) throw ConfigError(where, fmt::format("bad address '{}': {}", value, why));
+  if (!address)
+    throw ConfigError(where, fmt::format("bad address '{}': {}", printable(value), why));
   listener.address = address->to_string();  // one spelling, so that reloads can match listeners
 }
 
 void set_service(ListenerConfig& listener, std::string_view value, std::string_view where) {
   if (find_service(value) == nullptr) {
-    throw ConfigError(where,
-                      fmt::format("unknown service '{}' (known: {})", value, service_names()));
+    throw ConfigError(
+        where, fmt::format("unknown service '{}' (known: {})", printable(value), service_names()));
   }
   listener.service = std::string(value);
 }
@@ -125,12 +123,18 @@ void set_read_size(ServiceOptions& options, std::int64_t value, std::string_view
   options.read_size = static_cast<std::size_t>(value);
 }
 
+void set_send_buffer(ListenerConfig& listener, std::int64_t value, std::string_view where) {
+  if (value != 0)
+    check_range(value, 4096, 64 << 20, "send buffer (bytes; 0: the kernel's choice)", where);
+  listener.send_buffer = static_cast<int>(value);
+}
+
 void set_timeout(Duration& field, std::string_view value, std::string_view where) {
   auto duration = parse_duration(value);
   if (!duration) {
     throw ConfigError(where, fmt::format("bad duration '{}' (write it like 500ms, 10s, 2m or 1h; "
                                          "between 1ms and a week)",
-                                         value));
+                                         printable(value)));
   }
   field = *duration;
 }
@@ -142,7 +146,8 @@ void set_access_rule(AccessConfig& access, std::string_view rule, std::string_vi
   } catch (const std::invalid_argument& e) {
     throw ConfigError("", e.what());  // it names `where` already
   }
-  if (rules.size() != 1) throw ConfigError(where, fmt::format("expected one rule, got '{}'", rule));
+  if (rules.size() != 1)
+    throw ConfigError(where, fmt::format("expected one rule, got '{}'", printable(rule)));
   access.rules.push_back(rules.front());
 }
 
@@ -152,7 +157,7 @@ void set_access_default(AccessConfig& access, std::string_view value, std::strin
   } else if (value == "deny") {
     access.default_action = Access::deny;
   } else {
-    throw ConfigError(where, fmt::format("expected allow or deny, not '{}'", value));
+    throw ConfigError(where, fmt::format("expected allow or deny, not '{}'", printable(value)));
   }
 }
 
@@ -164,14 +169,16 @@ void set_proxy_mode(ProxyConfig& proxy, std::string_view value, std::string_view
   } else if (value == "optional") {
     proxy.mode = ProxyMode::optional;
   } else {
-    throw ConfigError(where, fmt::format("expected off, required or optional, not '{}'", value));
+    throw ConfigError(
+        where, fmt::format("expected off, required or optional, not '{}'", printable(value)));
   }
 }
 
 void add_proxy_trusted(ProxyConfig& proxy, std::string_view prefix, std::string_view where) {
   std::string_view why;
   auto parsed = IpPrefix::try_parse(prefix, &why);
-  if (!parsed) throw ConfigError(where, fmt::format("bad address prefix '{}': {}", prefix, why));
+  if (!parsed)
+    throw ConfigError(where, fmt::format("bad address prefix '{}': {}", printable(prefix), why));
   proxy.trusted.push_back(*parsed);
 }
 
@@ -222,7 +229,8 @@ void set_log_format(DaemonConfig& config, std::string_view value, std::string_vi
   } else if (value == "json") {
     config.log_format = log::Format::json;
   } else {
-    throw ConfigError(where, fmt::format("unknown log format '{}' (expected text or json)", value));
+    throw ConfigError(
+        where, fmt::format("unknown log format '{}' (expected text or json)", printable(value)));
   }
 }
 
@@ -247,16 +255,16 @@ void finish(DaemonConfig& config) {
                                       "that every open connection's client can be tracked",
                                       limits.max_clients, config.max_connections));
   }
-  for (std::size_t i = 0; i < config.listeners.size(); ++i) {
-    auto& listener = config.listeners[i];
+  std::unordered_map<std::string_view, const ListenerConfig*> by_address;
+  by_address.reserve(config.listeners.size());
+  for (auto& listener : config.listeners) {
     // Port 0 asks for a free port, so it never clashes.
-    const bool any_port = listener.address.ends_with(":0");
-    for (std::size_t j = 0; j < i && !any_port; ++j) {
-      if (config.listeners[j].address == listener.address) {
+    if (!listener.address.ends_with(":0")) {
+      auto [first, added] = by_address.emplace(listener.address, &listener);
+      if (!added) {
         throw ConfigError(listener.origin,
-                          fmt::format("address {} is already used by the listener "
-                                      "at {}",
-                                      listener.address, config.listeners[j].origin));
+                          fmt::format("address {} is already used by the listener at {}",
+                                      printable(listener.address), first->second->origin));
       }
     }
     finish_access(listener);

@@ -37,10 +37,11 @@ struct Quotes;  // services/qotd.hpp
 struct ServiceOptions {
   std::string message = "Hello, client!";
   std::size_t read_size = 1024;
-  Duration read_timeout = 10s;  // the first read (greet)
-  Duration idle_timeout = 60s;  // between reads and writes (echo, discard, chargen)
-  bool greet_first = false;     // greet: speak first, do not wait for input
-  std::string quotes_file;      // qotd; empty: the built-in quotes
+  Duration read_timeout = 10s;   // the first read (greet)
+  Duration idle_timeout = 60s;   // between reads and writes (echo, discard, chargen)
+  Duration write_timeout = 30s;  // a write the client takes none of
+  bool greet_first = false;      // greet: speak first, do not wait for input
+  std::string quotes_file;       // qotd; empty: the built-in quotes
   std::shared_ptr<const Quotes> quotes;
 };
 
@@ -66,12 +67,17 @@ struct ProxyConfig {
   std::shared_ptr<const AccessList> trusted_list;  // made by finish()
 };
 
+inline constexpr int kDefaultSendBuffer = 128 * 1024;
+
 struct ListenerConfig {
   std::string address = "127.0.0.1:8888";
   std::string service = "greet";
   int backlog = 4096;
   bool reuse_port = true;
   bool defer_accept = false;  // greet: accept only once the client has sent something
+  // SO_SNDBUF: what one client that stops reading can pin in the kernel is
+  // about twice this; 0 leaves it to the kernel's autotuning (up to 4 MiB).
+  int send_buffer = kDefaultSendBuffer;
   ServiceOptions options;
   AccessConfig access;
 
@@ -106,6 +112,7 @@ void set_message(ServiceOptions& options, std::string_view escaped, std::string_
 void set_message_text(std::string& field, std::string_view escaped, std::string_view where);
 
 void set_read_size(ServiceOptions& options, std::int64_t value, std::string_view where);
+void set_send_buffer(ListenerConfig& listener, std::int64_t value, std::string_view where);
 void set_timeout(Duration& field, std::string_view value, std::string_view where);
 void set_access_rule(AccessConfig& access, std::string_view rule, std::string_view where);
 void set_access_default(AccessConfig& access, std::string_view value, std::string_view where);

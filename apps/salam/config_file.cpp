@@ -3,13 +3,18 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <salam/printable.hpp>
+
+#include "input_file.hpp"
+
 namespace salam::daemon {
 
 namespace {
 
 class FileReader {
  public:
-  explicit FileReader(const std::string& path) : path_(path) {}
+  // Messages name the file by a printable form of its path.
+  explicit FileReader(const std::string& path) : path_(printable(path, 256)) {}
 
   std::string where(const toml::source_region& region) const {
     return fmt::format("{}:{}", path_, region.begin.line);
@@ -42,7 +47,8 @@ class FileReader {
     throw ConfigError(where(node.source()), fmt::format("'{}' must be true or false", key));
   }
   [[noreturn]] void unknown(const toml::key& key, std::string_view section) const {
-    throw ConfigError(where(key.source()), fmt::format("unknown key '{}'{}", key.str(), section));
+    throw ConfigError(where(key.source()),
+                      fmt::format("unknown key '{}'{}", printable(key.str()), section));
   }
 
   void listener(const toml::table& table, DaemonConfig& config) const {
@@ -73,6 +79,10 @@ class FileReader {
         set_timeout(options.read_timeout, string(node, name), at);
       } else if (name == "idle-timeout") {
         set_timeout(options.idle_timeout, string(node, name), at);
+      } else if (name == "write-timeout") {
+        set_timeout(options.write_timeout, string(node, name), at);
+      } else if (name == "send-buffer") {
+        set_send_buffer(listener, integer(node, name), at);
       } else if (name == "greet-first") {
         options.greet_first = boolean(node, name);
       } else if (name == "quotes-file") {
@@ -167,14 +177,8 @@ class FileReader {
 }  // namespace
 
 void apply_config_file(DaemonConfig& config, const std::string& path) {
-  toml::table table;
-  try {
-    table = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    if (e.source().begin.line == 0) throw ConfigError(path, "cannot read the file");
-    throw ConfigError(fmt::format("{}:{}", path, e.source().begin.line), e.description());
-  }
-  FileReader(path).root(table, config);
+  const std::string text = read_input_file_or_throw(path, kMaxConfigFile, "configuration", "");
+  apply_config_text(config, text, path);
 }
 
 void apply_config_text(DaemonConfig& config, std::string_view text, const std::string& name) {
@@ -182,7 +186,8 @@ void apply_config_text(DaemonConfig& config, std::string_view text, const std::s
   try {
     table = toml::parse(text, name);
   } catch (const toml::parse_error& e) {
-    throw ConfigError(fmt::format("{}:{}", name, e.source().begin.line), e.description());
+    throw ConfigError(fmt::format("{}:{}", printable(name, 256), e.source().begin.line),
+                      e.description());
   }
   FileReader(name).root(table, config);
 }

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
 
 #include <fmt/ranges.h>
 
@@ -16,6 +19,7 @@ ListenOptions listen_options(const ListenerConfig& listener) {
   options.address = listener.address;
   options.backlog = listener.backlog;
   options.reuse_port = listener.reuse_port;
+  options.send_buffer = listener.send_buffer;
   // Interactive services answer each read at once; do not let Nagle wait.
   options.no_delay = listener.service == "echo";
   if (listener.defer_accept) {
@@ -34,7 +38,7 @@ bool same_socket(const ListenerConfig& a, const ListenerConfig& b) {
   const ListenOptions x = listen_options(a);
   const ListenOptions y = listen_options(b);
   return x.backlog == y.backlog && x.reuse_port == y.reuse_port && x.no_delay == y.no_delay &&
-         x.defer_accept_seconds == y.defer_accept_seconds;
+         x.defer_accept_seconds == y.defer_accept_seconds && x.send_buffer == y.send_buffer;
 }
 
 bool same_limits(const ClientLimitOptions& a, const ClientLimitOptions& b) {
@@ -50,7 +54,7 @@ Daemon::Daemon(Overrides overrides, DaemonConfig config)
       config_(std::move(config)),
       budget_(config_.max_connections) {
   if (std::string error = access_log_.open(config_.access_log); !error.empty()) {
-    throw std::runtime_error(error);
+    throw ConfigError("", error);
   }
   apply_client_limits(config_.client_limits);
   ServerOptions options;
@@ -59,7 +63,32 @@ Daemon::Daemon(Overrides overrides, DaemonConfig config)
   server_ = std::make_unique<Server>(options);
   for (const auto& listener : config_.listeners) {
     auto stats = std::make_shared<ListenerStats>();
-    active_.push_back(Active{listener, open(listener, config_, stats), stats});
+    active_.push_back(Active{listener, open_at_start(listener, stats), stats});
+  }
+}
+
+std::size_t Daemon::open_at_start(const ListenerConfig& listener,
+                                  std::shared_ptr<ListenerStats> stats) {
+  // A predecessor that was just killed (or restarted by systemd) may hold
+  // the address a moment longer: io_uring lets go of a dead process's
+  // sockets in a kernel worker, 5 to 10 ms after it is gone (measured;
+  // see docs/configuration.md, "Exit statuses"). Like nginx, retry before
+  // giving up; in short steps, since the wait is short, and with one line.
+  constexpr auto kPause = std::chrono::milliseconds(50);
+  constexpr auto kPatience = std::chrono::seconds(3);
+  const auto give_up = std::chrono::steady_clock::now() + kPatience;
+  for (bool warned = false;; warned = true) {
+    try {
+      return open(listener, config_, stats);
+    } catch (const std::system_error& e) {
+      if (e.code() != std::errc::address_in_use || std::chrono::steady_clock::now() >= give_up)
+        throw;
+      if (!warned) {
+        log::warning("{}; trying again for up to {} s", e.what(), kPatience.count());
+        log::flush_thread_buffer();
+      }
+      std::this_thread::sleep_for(kPause);
+    }
   }
 }
 
@@ -104,13 +133,6 @@ std::size_t Daemon::open(const ListenerConfig& listener, const DaemonConfig& con
   return index;
 }
 
-const Daemon::Active* Daemon::find(const std::string& address) const {
-  for (const auto& active : active_) {
-    if (active.config.address == address) return &active;
-  }
-  return nullptr;
-}
-
 void Daemon::apply_client_limits(const ClientLimitOptions& options) {
   if (options.max_connections == 0 && options.rate == 0) {
     limits_.reset();
@@ -121,61 +143,86 @@ void Daemon::apply_client_limits(const ClientLimitOptions& options) {
   }
 }
 
-void Daemon::reload() {
-  if (!overrides_.config_file) {
-    log::warning("SIGHUP: no configuration file to re-read (start salam with --config FILE)");
-    // Log rotation still works without one.
-    if (std::string error = access_log_.open(config_.access_log); !error.empty())
-      log::error("{}", error);
-    return;
-  }
-  DaemonConfig next;
+void Daemon::reload() noexcept {
+  // Whatever goes wrong, the process and the running configuration stay.
   try {
-    next = load_configuration(overrides_);
-  } catch (const ConfigError& e) {
+    apply_reload();
+  } catch (const std::bad_alloc&) {
+    log::error("reload rejected, the running configuration stays: out of memory");
+    reopen_access_log();
+  } catch (const std::exception& e) {
     log::error("reload rejected, the running configuration stays: {}", e.what());
-    // Log rotation does not wait for a good file.
+    reopen_access_log();
+  }
+}
+
+void Daemon::reopen_access_log() noexcept {
+  // Log rotation does not wait for a good configuration.
+  try {
     if (std::string error = access_log_.open(config_.access_log); !error.empty()) {
       log::error("{}", error);
     }
+  } catch (const std::exception& e) {
+    log::error("cannot reopen the access log: {}", e.what());
+  }
+}
+
+void Daemon::apply_reload() {
+  if (!overrides_.config_file) {
+    log::warning("SIGHUP: no configuration file to re-read (start salam with --config FILE)");
+    reopen_access_log();  // log rotation still works without one
     return;
   }
+  DaemonConfig next = load_configuration(overrides_);
   const std::shared_ptr<ClientLimits> previous_limits = limits_;
   apply_client_limits(next.client_limits);
 
-  // New listeners first: if one cannot be opened, nothing changes.
+  // Everything that can fail comes first, and is undone if it does: new
+  // listeners are opened and the kept ones' handlers built before anything
+  // running changes. Listeners are matched by address, in a map: a file
+  // may have very many.
+  std::unordered_map<std::string_view, const ListenerConfig*> wanted;
+  std::unordered_map<std::string_view, const Active*> running;
+  for (const auto& listener : next.listeners)
+    wanted.emplace(listener.address, &listener);
+  for (const auto& active : active_)
+    running.emplace(active.config.address, &active);
+
   std::vector<Active> added;
-  for (const auto& listener : next.listeners) {
-    if (find(listener.address) != nullptr) continue;
-    try {
+  std::vector<Active> kept;
+  std::vector<HandlerFactory> kept_handlers;
+  try {
+    for (const auto& listener : next.listeners) {
+      if (running.contains(listener.address)) continue;
       auto stats = std::make_shared<ListenerStats>();
       added.push_back(Active{listener, open(listener, next, stats), stats});
-    } catch (const std::exception& e) {
-      for (const auto& undo : added)
-        server_->close_listener(undo.index);
-      limits_ = previous_limits;
-      log::error("reload rejected, the running configuration stays: {}", e.what());
-      return;
     }
+    for (const auto& active : active_) {
+      auto found = wanted.find(active.config.address);
+      if (found == wanted.end()) continue;
+      kept_handlers.push_back(handler_for(*found->second, next, active.stats));
+      kept.push_back(Active{*found->second, active.index, active.stats});
+    }
+  } catch (...) {
+    for (const auto& undo : added)
+      server_->close_listener(undo.index);
+    limits_ = previous_limits;
+    throw;
   }
 
-  std::vector<Active> kept;
   for (const auto& active : active_) {
-    auto wanted = std::find_if(next.listeners.begin(), next.listeners.end(),
-                               [&](const auto& l) { return l.address == active.config.address; });
-    if (wanted == next.listeners.end()) {
+    auto found = wanted.find(active.config.address);
+    if (found == wanted.end()) {
       server_->close_listener(active.index);
-      continue;
-    }
-    if (!same_socket(active.config, *wanted)) {
+    } else if (!same_socket(active.config, *found->second)) {
       log::warning(
-          "{}: socket settings (backlog, reuse-port, defer-accept, and TCP_NODELAY for "
-          "echo) take effect when the listener is reopened",
-          wanted->origin);
+          "{}: socket settings (backlog, reuse-port, defer-accept, send-buffer, and "
+          "TCP_NODELAY for echo) take effect when the listener is reopened",
+          found->second->origin);
     }
-    server_->replace_handler(active.index, handler_for(*wanted, next, active.stats));
-    kept.push_back(Active{*wanted, active.index, active.stats});
   }
+  for (std::size_t i = 0; i < kept.size(); ++i)
+    server_->replace_handler(kept[i].index, std::move(kept_handlers[i]));
   kept.insert(kept.end(), added.begin(), added.end());
   active_ = std::move(kept);
 

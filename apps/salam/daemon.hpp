@@ -21,7 +21,8 @@ namespace salam::daemon {
 
 class Daemon {
  public:
-  // Opens every listener: throws std::system_error if one cannot be opened.
+  // Opens every listener: throws std::system_error if one cannot be opened,
+  // ConfigError if the access log cannot.
   Daemon(Overrides overrides, DaemonConfig config);
   // Serves until SIGTERM or SIGINT and the drain; returns the exit status.
   int run();
@@ -37,9 +38,13 @@ class Daemon {
                              std::shared_ptr<ListenerStats> stats);
   std::size_t open(const ListenerConfig& listener, const DaemonConfig& config,
                    std::shared_ptr<ListenerStats> stats);
-  const Active* find(const std::string& address) const;
   void apply_client_limits(const ClientLimitOptions& options);
-  void reload();
+  std::size_t open_at_start(const ListenerConfig& listener, std::shared_ptr<ListenerStats> stats);
+  // SIGHUP: re-reads the configuration and applies it, or keeps the
+  // running one if anything at all goes wrong.
+  void reload() noexcept;
+  void apply_reload();
+  void reopen_access_log() noexcept;
   void log_refusals() const;
 
   Overrides overrides_;

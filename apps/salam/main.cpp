@@ -1,12 +1,32 @@
-// salam, the daemon. See `salam --help` and docs/configuration.md.
+// salam, the daemon. See `salam --help` and docs/configuration.md (which
+// lists the exit statuses).
 #include <iostream>
 #include <system_error>
 #include <variant>
 
+#include <signal.h>
+
 #include <salam/log.hpp>
+#include <salam/printable.hpp>
 
 #include "cli.hpp"
 #include "daemon.hpp"
+
+namespace {
+
+// Before anything else, main() included: a SIGHUP or SIGTERM that comes
+// while salam starts waits for the signal loop instead of ending the
+// process (SIGHUP's default action). Only the dynamic loader runs earlier.
+[[gnu::constructor(101)]] void block_stop_and_reload_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  ::pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace salam::daemon;
@@ -20,10 +40,13 @@ int main(int argc, char** argv) {
   } catch (const ConfigError& e) {
     std::cerr << "salam: " << e.what() << "\n";
     return 2;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "salam: out of memory while reading the configuration\n";
+    return 2;
   }
   if (invocation.check_only) {
-    std::cout << "salam: " << config.config_file << ": configuration is valid ("
-              << config.listeners.size() << " listener(s))\n";
+    std::cout << "salam: " << salam::printable(config.config_file, 256)
+              << ": configuration is valid (" << config.listeners.size() << " listener(s))\n";
     return 0;
   }
 
@@ -31,6 +54,10 @@ int main(int argc, char** argv) {
   try {
     Daemon daemon(invocation.overrides, std::move(config));
     return daemon.run();
+  } catch (const ConfigError& e) {  // a file it cannot open, like the access log
+    salam::log::flush_thread_buffer();
+    std::cerr << "salam: " << e.what() << "\n";
+    return 2;
   } catch (const std::exception& e) {  // cannot listen, cannot start a loop
     salam::log::critical("{}", e.what());
     salam::log::flush_thread_buffer();

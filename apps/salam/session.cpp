@@ -185,8 +185,10 @@ Task<> send_limit_message(Connection& client, const ListenerRuntime& listener) {
 // A timeout may have come from a cap of the whole connection rather than
 // from the service's own deadline.
 CloseReason refine(CloseReason reason, const Connection& client) {
-  if (reason != CloseReason::timeout_first_byte && reason != CloseReason::timeout_idle)
+  if (reason != CloseReason::timeout_first_byte && reason != CloseReason::timeout_idle &&
+      reason != CloseReason::timeout_write) {
     return reason;
+  }
   switch (client.expiry()) {
     case Connection::Expiry::lifetime:
       return CloseReason::timeout_lifetime;

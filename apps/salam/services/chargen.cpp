@@ -45,10 +45,10 @@ const std::string& pattern_block() {
 Task<> send_pattern(Connection& client, const ServiceOptions& options, CloseReason& reason) {
   const std::string& block = pattern_block();
   for (;;) {
-    if (auto error = co_await client.write_all(block, options.idle_timeout)) {
+    if (auto error = co_await client.write_all(block, options.write_timeout)) {
       // Closing is how a chargen client says it has had enough.
       const bool closed = error.value() == EPIPE || error.value() == ECONNRESET;
-      reason = closed ? CloseReason::client_closed : reason_for(error, CloseReason::timeout_idle);
+      reason = closed ? CloseReason::client_closed : reason_for(error, CloseReason::timeout_write);
       break;
     }
   }
@@ -57,7 +57,7 @@ Task<> send_pattern(Connection& client, const ServiceOptions& options, CloseReas
 
 Task<> discard_input(Connection& client) {
   // No deadline of its own: it ends when the client closes, or when
-  // send_pattern (which has the idle deadline) shuts reading down.
+  // send_pattern (which has the write deadline) shuts reading down.
   for (;;) {
     auto input = co_await client.read(64 * 1024);
     if (!input || input->empty()) break;

@@ -16,7 +16,7 @@ Task<CloseReason> serve_daytime(Connection& client, const ServiceOptions& option
   std::size_t length =
       std::strftime(text.data(), text.size(), "%A, %B %d, %Y %H:%M:%S-UTC\r\n", &parts);
   co_return co_await send_reply(client, std::string_view(text.data(), length),
-                                options.idle_timeout);
+                                options.write_timeout);
 }
 
 }  // namespace salam::daemon

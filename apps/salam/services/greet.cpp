@@ -14,8 +14,8 @@ Task<CloseReason> serve_greet(Connection& client, const ServiceOptions& options)
   }
   // The reply is written here rather than through send_reply(): one
   // coroutine frame fewer on the path every greeting takes.
-  if (auto error = co_await client.write_all(options.message, options.idle_timeout)) {
-    co_return reason_for(error, CloseReason::timeout_idle);
+  if (auto error = co_await client.write_all(options.message, options.write_timeout)) {
+    co_return reason_for(error, CloseReason::timeout_write);
   }
   co_return CloseReason::done;
 }

@@ -4,10 +4,11 @@
 #include "qotd.hpp"
 
 #include <algorithm>
-#include <fstream>
+#include <sstream>
 
 #include <fmt/format.h>
 
+#include "../input_file.hpp"
 #include "service.hpp"
 
 namespace salam::daemon {
@@ -57,8 +58,7 @@ std::shared_ptr<const Quotes> load_quotes(const std::string& path, std::string_v
       quotes->items.push_back(with_crlf(quote));
     return quotes;
   }
-  std::ifstream file(path);
-  if (!file) throw ConfigError(origin, fmt::format("cannot read quotes file '{}'", path));
+  std::istringstream file(read_input_file_or_throw(path, kMaxQuotesFile, "quotes file", origin));
   std::vector<std::string> lines;
   for (std::string line; std::getline(file, line);) {
     if (!line.empty() && line.back() == '\r') line.pop_back();  // files written with CR LF
@@ -91,7 +91,7 @@ Task<CloseReason> serve_qotd(Connection& client, const ServiceOptions& options) 
   const Quotes& quotes = *options.quotes;
   const std::size_t turn = quotes.next.fetch_add(1, std::memory_order_relaxed);
   const std::string& quote = quotes.items[turn % quotes.items.size()];
-  co_return co_await send_reply(client, quote, options.idle_timeout);
+  co_return co_await send_reply(client, quote, options.write_timeout);
 }
 
 }  // namespace salam::daemon

@@ -33,7 +33,7 @@ const ServiceInfo* find_service(std::string_view name) noexcept {
 
 Task<CloseReason> send_reply(Connection& client, std::string_view reply, Duration timeout) {
   if (auto error = co_await client.write_all(reply, timeout)) {
-    co_return reason_for(error, CloseReason::timeout_idle);
+    co_return reason_for(error, CloseReason::timeout_write);
   }
   co_return CloseReason::done;
 }

@@ -20,7 +20,7 @@ Task<CloseReason> serve_time(Connection& client, const ServiceOptions& options) 
       static_cast<char>(since_1900 >> 24), static_cast<char>(since_1900 >> 16),
       static_cast<char>(since_1900 >> 8), static_cast<char>(since_1900)};
   co_return co_await send_reply(client, std::string_view(bytes.data(), bytes.size()),
-                                options.idle_timeout);
+                                options.write_timeout);
 }
 
 }  // namespace salam::daemon
