@@ -12,6 +12,7 @@
 
 #include "engine.hpp"
 #include "io/backend.hpp"
+#include "io/buffer_pool.hpp"
 #include "timer_heap.hpp"
 
 namespace salam {
@@ -55,10 +56,12 @@ Loop::Loop(const LoopOptions& options)
       linger_timeout_(options.linger_timeout),
       linger_max_bytes_(options.linger_max_bytes),
       linger_max_connections_(options.linger_max_connections),
+      buffers_(std::make_unique<detail::BufferPool>(options.buffer_size, options.buffers_initial,
+                                                    options.buffers_max)),
       timers_(std::make_unique<detail::TimerHeap>()),
       now_(Clock::now()) {
-  backend_ = kind_ == BackendKind::io_uring ? detail::make_uring_backend(*this, options)
-                                            : detail::make_epoll_backend(*this, options);
+  backend_ = kind_ == BackendKind::io_uring ? detail::make_uring_backend(*this, options, *buffers_)
+                                            : detail::make_epoll_backend(*this, *buffers_);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) throw std::system_error(errno, std::system_category(), "eventfd");
   wake_op_.loop = this;
@@ -289,10 +292,10 @@ void Loop::expire_timers() {
 namespace salam::detail {
 
 std::byte* Engine::buffer_data(Loop& loop, std::uint16_t id) noexcept {
-  return loop.backend_->buffers().data(id);
+  return loop.buffers_->data(id);
 }
 std::uint32_t Engine::buffer_size(const Loop& loop) noexcept {
-  return loop.backend_->buffers().buffer_size();
+  return loop.buffers_->buffer_size();
 }
 void Engine::recycle_buffer(Loop& loop, std::uint16_t id) noexcept {
   loop.backend_->recycle_buffer(id);

@@ -23,7 +23,8 @@ namespace salam::detail {
 
 class Backend {
  public:
-  explicit Backend(Loop& loop, BufferPool buffers) : loop_(loop), buffers_(std::move(buffers)) {}
+  // `buffers` is the loop's receive-buffer pool, which outlives the backend.
+  Backend(Loop& loop, BufferPool& buffers) : loop_(loop), buffers_(buffers) {}
   virtual ~Backend() = default;
   Backend(const Backend&) = delete;
   Backend& operator=(const Backend&) = delete;
@@ -64,10 +65,11 @@ class Backend {
 
  protected:
   Loop& loop_;
-  BufferPool buffers_;
+  BufferPool& buffers_;
 };
 
-std::unique_ptr<Backend> make_uring_backend(Loop& loop, const LoopOptions& options);
-std::unique_ptr<Backend> make_epoll_backend(Loop& loop, const LoopOptions& options);
+std::unique_ptr<Backend> make_uring_backend(Loop& loop, const LoopOptions& options,
+                                            BufferPool& buffers);
+std::unique_ptr<Backend> make_epoll_backend(Loop& loop, BufferPool& buffers);
 
 }  // namespace salam::detail
