@@ -62,6 +62,7 @@ Loop::Loop(const LoopOptions& options)
       now_(Clock::now()) {
   backend_ = kind_ == BackendKind::io_uring ? detail::make_uring_backend(*this, options, *buffers_)
                                             : detail::make_epoll_backend(*this, *buffers_);
+  backend_ = detail::inject_faults(*this, std::move(backend_), *timers_);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) throw std::system_error(errno, std::system_category(), "eventfd");
   wake_op_.loop = this;

@@ -72,4 +72,14 @@ std::unique_ptr<Backend> make_uring_backend(Loop& loop, const LoopOptions& optio
                                             BufferPool& buffers);
 std::unique_ptr<Backend> make_epoll_backend(Loop& loop, BufferPool& buffers);
 
+class TimerHeap;
+// The fault-injection seam, for tests (io/fault_backend.cpp, and the
+// syntax in docs/testing.md). With SALAM_FAULTS set, wraps `backend` in
+// one that fails operations on purpose, and makes `timers` fail to arm
+// timers, as the variable says; throws std::invalid_argument if it is
+// malformed. Returns `backend` as it is when the variable is unset or
+// empty, and always in a build without SALAM_FAULT_INJECTION.
+std::unique_ptr<Backend> inject_faults(Loop& loop, std::unique_ptr<Backend> backend,
+                                       TimerHeap& timers);
+
 }  // namespace salam::detail
