@@ -210,14 +210,17 @@ bool Loop::start(detail::Operation& op, Deadline deadline) noexcept {
   }
   op.deadline = deadline.at();
   // Out of memory for the timer heap: the operation fails, the loop goes on.
-  if ((op.code == detail::OpCode::sleep || !deadline.is_never()) && !timers_->reserve_one()) {
+  // A sleep without a deadline (an Event's wait) takes no slot and cannot
+  // fail this way: only a cancellation ends it. Ended at once, its waiter
+  // would carry on as if woken (a shard, as if asked to stop).
+  if (!deadline.is_never() && !timers_->reserve_one()) {
     op.result = -ENOMEM;
     return true;
   }
   if (op.code == detail::OpCode::sleep) {
     if (op.deadline <= Clock::now()) return true;
     link(op);
-    timers_->push(op);
+    if (!deadline.is_never()) timers_->push(op);
     return false;
   }
   if (backend_->start(op)) return true;

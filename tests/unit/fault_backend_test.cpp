@@ -187,6 +187,17 @@ Task<> wait_for_post(Loop& loop, bool& woken) {
   poster.join();
 }
 
+TEST_P(FaultBackendTest, AWaitWithoutADeadlineNeedsNoTimer) {
+  // Before, an Event wait with no deadline took a timer slot, and without
+  // one it returned at once as if its deadline had passed: a shard's wait
+  // for its stop request would have ended the shard.
+  ScopedFaults faults("timer=ENOMEM:every=1");
+  Loop loop(options());
+  bool woken = false;
+  loop.run(wait_for_post(loop, woken));
+  EXPECT_TRUE(woken);
+}
+
 TEST_P(FaultBackendTest, TheLoopsOwnWakeUpReadNeverFails) {
   ScopedFaults faults("read=EIO:every=1");
   Loop loop(options());
