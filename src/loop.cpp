@@ -13,6 +13,7 @@
 
 #include "engine.hpp"
 #include "io/backend.hpp"
+#include "io/buffer_pool.hpp"
 #include "timer_heap.hpp"
 
 namespace salam {
@@ -56,10 +57,13 @@ Loop::Loop(const LoopOptions& options)
       linger_timeout_(options.linger_timeout),
       linger_max_bytes_(options.linger_max_bytes),
       linger_max_connections_(options.linger_max_connections),
+      buffers_(std::make_unique<detail::BufferPool>(options.buffer_size, options.buffers_initial,
+                                                    options.buffers_max)),
       timers_(std::make_unique<detail::TimerHeap>()),
       now_(Clock::now()) {
-  backend_ = kind_ == BackendKind::io_uring ? detail::make_uring_backend(*this, options)
-                                            : detail::make_epoll_backend(*this, options);
+  backend_ = kind_ == BackendKind::io_uring ? detail::make_uring_backend(*this, options, *buffers_)
+                                            : detail::make_epoll_backend(*this, *buffers_);
+  backend_ = detail::inject_faults(*this, std::move(backend_), *timers_);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) throw std::system_error(errno, std::system_category(), "eventfd");
   wake_op_.loop = this;
@@ -207,14 +211,17 @@ bool Loop::start(detail::Operation& op, Deadline deadline) noexcept {
   }
   op.deadline = deadline.at();
   // Out of memory for the timer heap: the operation fails, the loop goes on.
-  if ((op.code == detail::OpCode::sleep || !deadline.is_never()) && !timers_->reserve_one()) {
+  // A sleep without a deadline (an Event's wait) takes no slot and cannot
+  // fail this way: only a cancellation ends it. Ended at once, its waiter
+  // would carry on as if woken (a shard, as if asked to stop).
+  if (!deadline.is_never() && !timers_->reserve_one()) {
     op.result = -ENOMEM;
     return true;
   }
   if (op.code == detail::OpCode::sleep) {
     if (op.deadline <= Clock::now()) return true;
     link(op);
-    timers_->push(op);
+    if (!deadline.is_never()) timers_->push(op);
     return false;
   }
   if (backend_->start(op)) return true;
@@ -290,10 +297,10 @@ void Loop::expire_timers() {
 namespace salam::detail {
 
 std::byte* Engine::buffer_data(Loop& loop, std::uint16_t id) noexcept {
-  return loop.backend_->buffers().data(id);
+  return loop.buffers_->data(id);
 }
 std::uint32_t Engine::buffer_size(const Loop& loop) noexcept {
-  return loop.backend_->buffers().buffer_size();
+  return loop.buffers_->buffer_size();
 }
 void Engine::recycle_buffer(Loop& loop, std::uint16_t id) noexcept {
   loop.backend_->recycle_buffer(id);

@@ -7,6 +7,7 @@
 namespace salam::detail {
 
 bool TimerHeap::reserve_one() noexcept {
+  if (faults_ && faults_->fails()) return false;
   if (heap_.size() < heap_.capacity()) return true;
   try {
     heap_.reserve(std::max<std::size_t>(64, heap_.capacity() * 2));

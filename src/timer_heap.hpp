@@ -9,9 +9,12 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <vector>
 
 #include <salam/detail/operation.hpp>
+
+#include "io/fault_plan.hpp"
 
 namespace salam::detail {
 
@@ -24,6 +27,10 @@ class TimerHeap {
   // Makes room for one more push, so that push cannot fail; false when
   // memory runs out.
   bool reserve_one() noexcept;
+  // The fault-injection seam (inject_faults in io/backend.hpp): from now
+  // on `schedule` also decides which reservations fail, as if memory had
+  // run out. Timers are armed here, out of the backend's sight.
+  void inject_faults(const FaultSchedule& schedule) noexcept { faults_ = schedule; }
   void push(Operation& op) noexcept;
   void remove(Operation& op) noexcept;
   Operation* pop() noexcept;
@@ -37,6 +44,7 @@ class TimerHeap {
   }
 
   std::vector<Operation*> heap_;
+  std::optional<FaultSchedule> faults_;
 };
 
 }  // namespace salam::detail

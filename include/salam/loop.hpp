@@ -145,6 +145,8 @@ class Loop {
   std::size_t linger_max_bytes_;
   std::size_t linger_max_connections_;
   std::size_t lingering_ = 0;
+  // The receive buffers; the backend uses them, and goes first.
+  std::unique_ptr<detail::BufferPool> buffers_;
   std::unique_ptr<detail::Backend> backend_;
   std::unique_ptr<detail::TimerHeap> timers_;
   TaskScope tasks_;

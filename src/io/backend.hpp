@@ -23,7 +23,8 @@ namespace salam::detail {
 
 class Backend {
  public:
-  explicit Backend(Loop& loop, BufferPool buffers) : loop_(loop), buffers_(std::move(buffers)) {}
+  // `buffers` is the loop's receive-buffer pool, which outlives the backend.
+  Backend(Loop& loop, BufferPool& buffers) : loop_(loop), buffers_(buffers) {}
   virtual ~Backend() = default;
   Backend(const Backend&) = delete;
   Backend& operator=(const Backend&) = delete;
@@ -64,10 +65,21 @@ class Backend {
 
  protected:
   Loop& loop_;
-  BufferPool buffers_;
+  BufferPool& buffers_;
 };
 
-std::unique_ptr<Backend> make_uring_backend(Loop& loop, const LoopOptions& options);
-std::unique_ptr<Backend> make_epoll_backend(Loop& loop, const LoopOptions& options);
+std::unique_ptr<Backend> make_uring_backend(Loop& loop, const LoopOptions& options,
+                                            BufferPool& buffers);
+std::unique_ptr<Backend> make_epoll_backend(Loop& loop, BufferPool& buffers);
+
+class TimerHeap;
+// The fault-injection seam, for tests (io/fault_backend.cpp, and the
+// syntax in docs/testing.md). With SALAM_FAULTS set, wraps `backend` in
+// one that fails operations on purpose, and makes `timers` fail to arm
+// timers, as the variable says; throws std::invalid_argument if it is
+// malformed. Returns `backend` as it is when the variable is unset or
+// empty, and always in a build without SALAM_FAULT_INJECTION.
+std::unique_ptr<Backend> inject_faults(Loop& loop, std::unique_ptr<Backend> backend,
+                                       TimerHeap& timers);
 
 }  // namespace salam::detail

@@ -48,9 +48,7 @@ int errno_result() noexcept {
 
 class EpollBackend final : public Backend {
  public:
-  EpollBackend(Loop& loop, const LoopOptions& options)
-      : Backend(loop,
-                BufferPool(options.buffer_size, options.buffers_initial, options.buffers_max)) {
+  EpollBackend(Loop& loop, BufferPool& buffers) : Backend(loop, buffers) {
     epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd_ < 0) throw std::system_error(errno, std::system_category(), "epoll_create1");
   }
@@ -322,8 +320,8 @@ class EpollBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_epoll_backend(Loop& loop, const LoopOptions& options) {
-  return std::make_unique<EpollBackend>(loop, options);
+std::unique_ptr<Backend> make_epoll_backend(Loop& loop, BufferPool& buffers) {
+  return std::make_unique<EpollBackend>(loop, buffers);
 }
 
 }  // namespace salam::detail

@@ -127,9 +127,8 @@ class BufferRing {
 
 class UringBackend final : public Backend {
  public:
-  UringBackend(Loop& loop, const LoopOptions& options)
-      : Backend(loop,
-                BufferPool(options.buffer_size, options.buffers_initial, options.buffers_max)) {
+  UringBackend(Loop& loop, const LoopOptions& options, BufferPool& buffers)
+      : Backend(loop, buffers) {
     if (int result = setup_ring(ring_, options.ring_entries); result < 0) {
       throw std::system_error(-result, std::system_category(), "io_uring_setup");
     }
@@ -358,8 +357,9 @@ class UringBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_uring_backend(Loop& loop, const LoopOptions& options) {
-  return std::make_unique<UringBackend>(loop, options);
+std::unique_ptr<Backend> make_uring_backend(Loop& loop, const LoopOptions& options,
+                                            BufferPool& buffers) {
+  return std::make_unique<UringBackend>(loop, options, buffers);
 }
 
 // Sets up a small ring and a provided-buffer ring, as a loop would, and
