@@ -53,6 +53,7 @@ Acceptor::Acceptor(Shard& shard, std::shared_ptr<FileDescriptor> listener, bool 
       multishot_(!shared || shard.loop().backend() == BackendKind::epoll) {
   accept_.acceptor = this;
   backoff_.acceptor = this;
+  backoff_.essential = true;  // out of memory too, it must still pause
 }
 
 void Acceptor::start() noexcept {

@@ -214,7 +214,7 @@ bool Loop::start(detail::Operation& op, Deadline deadline) noexcept {
   // A sleep without a deadline (an Event's wait) takes no slot and cannot
   // fail this way: only a cancellation ends it. Ended at once, its waiter
   // would carry on as if woken (a shard, as if asked to stop).
-  if (!deadline.is_never() && !timers_->reserve_one()) {
+  if (!deadline.is_never() && !timers_->reserve_one(op.essential)) {
     op.result = -ENOMEM;
     return true;
   }

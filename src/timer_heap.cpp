@@ -6,11 +6,18 @@
 
 namespace salam::detail {
 
-bool TimerHeap::reserve_one() noexcept {
-  if (faults_ && faults_->fails()) return false;
-  if (heap_.size() < heap_.capacity()) return true;
+TimerHeap::TimerHeap() {
+  heap_.reserve(64);
+}
+
+bool TimerHeap::reserve_one(bool essential) noexcept {
+  const std::size_t keep_free = essential ? 0 : kSpare;
+  if (heap_.size() + keep_free < heap_.capacity()) {
+    return essential || !faults_ || !faults_->fails();
+  }
+  if (!essential && faults_ && faults_->fails()) return false;
   try {
-    heap_.reserve(std::max<std::size_t>(64, heap_.capacity() * 2));
+    heap_.reserve(heap_.capacity() * 2);
     return true;
   } catch (const std::bad_alloc&) {
     return false;

@@ -20,13 +20,19 @@ namespace salam::detail {
 
 class TimerHeap {
  public:
+  // Room for the first timers and the spare slots (may throw bad_alloc).
+  TimerHeap();
+
   bool empty() const noexcept { return heap_.empty(); }
   std::size_t size() const noexcept { return heap_.size(); }
   Operation* top() const noexcept { return heap_.empty() ? nullptr : heap_.front(); }
 
   // Makes room for one more push, so that push cannot fail; false when
-  // memory runs out.
-  bool reserve_one() noexcept;
+  // memory runs out. Ordinary timers leave kSpare slots free; essential
+  // ones (Operation::essential) may take them, and no injected fault
+  // fails them while there is room.
+  bool reserve_one(bool essential = false) noexcept;
+  static constexpr std::size_t kSpare = 8;
   // The fault-injection seam (inject_faults in io/backend.hpp): from now
   // on `schedule` also decides which reservations fail, as if memory had
   // run out. Timers are armed here, out of the backend's sight.

@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 import unittest
 
 import harness
@@ -162,6 +163,27 @@ class Faults(unittest.TestCase):
                     if not reply:
                         self.assertNotRegex(log, rf"client 127\.0\.0\.1:{client_port} ",
                                             "a dropped connection reached the session")
+
+    def test_out_of_descriptors_and_of_memory_accepting_still_pauses(self):
+        # Every accept fails with EMFILE and no timer can be armed: the
+        # backoff must still pause (it takes one of the timer heap's spare
+        # slots). Before, it re-armed at once, and with one-shot accepts
+        # (io_uring, shards sharing a socket) each shard spun at 100% CPU.
+        # Tolerance: 0.3 s of CPU over 1 s, for a noisy machine.
+        modes = [(backend, 1) for backend in harness.BACKENDS] + [("io_uring", 2)]
+        for backend, threads in modes:
+            with self.subTest(backend=backend, threads=threads), salam(
+                    backend, "accept=EMFILE:after=0;timer=ENOMEM:after=0", "--no-reuse-port",
+                    threads=threads) as server:
+                _, port = harness.host_port(server.addresses[0])
+                clients = [connect(port)[0] for _ in range(4)]
+                server.wait_for_log(r"warning accept: Too many open files")
+                before = server.cpu_seconds()
+                time.sleep(1)
+                self.assertLess(server.cpu_seconds() - before, 0.3, "accepting spins")
+                for client in clients:
+                    client.close()
+                self.assertEqual(server.close()[0], 0)
 
     def test_a_malformed_plan_stops_the_start_with_a_clear_message(self):
         for backend in harness.BACKENDS:

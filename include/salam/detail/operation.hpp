@@ -65,6 +65,10 @@ struct Operation {
   std::uint32_t heap_index = kNotInHeap;
   bool in_flight = false;
   bool internal = false;  // not cancelled by Loop::cancel_all (the loop's own wake-up read)
+  // The engine's own pause timers (an accept backoff): armed from the timer
+  // heap's spare slots, so that memory running out cannot turn a pause
+  // into a busy loop.
+  bool essential = false;
   bool timed_out = false;
   bool cancel_requested = false;
   Operation* prev = nullptr;
