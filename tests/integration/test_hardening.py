@@ -311,6 +311,13 @@ def has_sockets(pid):
     return False
 
 
+def stop_and_close(process):
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    process.stderr.close()
+
+
 class Signals(Workspace):
     def test_a_sighup_while_starting_does_not_end_the_process(self):
         # Before: the signals were blocked only once the listeners were
@@ -331,6 +338,7 @@ class Signals(Workspace):
                 server = subprocess.Popen(
                     [BINARY, "--listen", "127.0.0.1:0", "-q", "--access-file", rules],
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                self.addCleanup(stop_and_close, server)
                 # The mask is set as soon as salam's own code runs (a few
                 # ms, longer under a sanitizer, whose runtime starts first).
                 deadline = time.monotonic() + 10
@@ -345,7 +353,6 @@ class Signals(Workspace):
                 self.assertIn("listening on", line, f"exit status {server.poll()}")
                 server.send_signal(signal.SIGTERM)
                 self.assertEqual(server.wait(10), 0, server.stderr.read())
-                server.stderr.close()
 
 
 class ExitStatus(Workspace):
