@@ -14,7 +14,6 @@ import json
 import os
 import socket
 import socketserver
-import subprocess
 import sys
 import threading
 import time
@@ -30,8 +29,8 @@ GREETING = b"Hello, client!"
 
 def bench(*args, timeout=60):
     """Runs salam-bench with --json; returns (result, stderr)."""
-    done = subprocess.run([BENCH, "--json", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
+    done = harness.run([BENCH, "--json", *map(str, args)], capture_output=True, text=True,
+                       timeout=timeout)
     if done.returncode != 0:
         raise AssertionError(f"salam-bench {' '.join(map(str, args))} exited {done.returncode}:\n"
                              f"{done.stderr}")
@@ -231,9 +230,9 @@ class AgainstHelloServer(unittest.TestCase):
 
     def test_human_summary(self):
         with self.run_server("io_uring") as server:
-            done = subprocess.run([BENCH, "--requests", "100", "--concurrency", "4",
-                                   "--server-pid", str(server.pid)],
-                                  capture_output=True, text=True, timeout=60)
+            done = harness.run([BENCH, "--requests", "100", "--concurrency", "4",
+                                "--server-pid", str(server.pid)],
+                               capture_output=True, text=True, timeout=60)
             self.assertEqual(done.returncode, 0, done.stderr)
             self.assertRegex(done.stdout, r"operations +100 ")
             self.assertRegex(done.stdout, r"errors +0 \(refused 0, reset 0, timeout 0, "

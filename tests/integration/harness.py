@@ -4,6 +4,13 @@ Starts the real binary, captures its log, and holds every test to the
 reliability gate (../../shared reliability rules, in docs/testing.md): no
 unexpected error-level log line, no crash, and descriptors back to their
 baseline after the load stops.
+
+Every process a test starts (the server, a balancer, a client tool) runs in
+a process group of its own, and is ended with everything it started: a
+peer's own stop signal first (nginx's master, on SIGQUIT or SIGTERM, stops
+its workers and waits for them), then SIGKILL to whatever is left of its
+group.
+scripts/test fails the run if anything a test started outlives it.
 """
 import os
 import re
@@ -21,6 +28,75 @@ SANITIZED = bool(os.environ.get("ASAN_OPTIONS") or os.environ.get("TSAN_OPTIONS"
 LEVEL = re.compile(r"^\S+ (debug|info|warning|error|critical) ", re.M)
 
 
+def end_group(process, timeout=10.0):
+    """Kills what is left of `process`'s process group (its leader and
+    anything it started) and reaps the leader. For a process started with
+    process_group=0, whose group id is its pid."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # the whole group has exited already
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"process {process.pid} survived SIGKILL for {timeout}s")
+
+
+class Peer:
+    """A program a test starts beside salam (HAProxy, nginx, ...), in a
+    process group of its own. stop() ends it the way it is meant to be
+    ended: `stop_signal` to its main process, which stops its workers and
+    exits; after `timeout`, or if anything of its group is left once it has
+    exited, the group is killed."""
+
+    def __init__(self, argv, stop_signal=signal.SIGTERM, **popen_kwargs):
+        self.argv = argv
+        self.stop_signal = stop_signal
+        self.process = subprocess.Popen(argv, process_group=0, **popen_kwargs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def stop(self, timeout=10.0):
+        """Returns the exit status of the main process."""
+        if self.process.poll() is None:
+            self.process.send_signal(self.stop_signal)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        end_group(self.process)
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
+        return self.process.returncode
+
+
+def run(argv, timeout=30, input=None, capture_output=False, check=False, **kwargs):
+    """subprocess.run, in a process group of its own: on a timeout the whole
+    group is killed, not only the process it started, and nothing the
+    program started is left behind once it has exited."""
+    if capture_output:
+        kwargs["stdout"] = kwargs["stderr"] = subprocess.PIPE
+    if input is not None:
+        kwargs["stdin"] = subprocess.PIPE
+    with subprocess.Popen(argv, process_group=0, **kwargs) as process:
+        try:
+            stdout, stderr = process.communicate(input, timeout)
+        finally:
+            end_group(process)
+    if check and process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, argv, stdout, stderr)
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+
+
 class Server:
     """A server process with its stderr in a temporary file."""
 
@@ -30,7 +106,7 @@ class Server:
         full_env.update(env or {})
         self.process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log_file,
-            env=full_env, preexec_fn=preexec_fn)
+            env=full_env, preexec_fn=preexec_fn, process_group=0)
         self.addresses = []
         try:
             if ready:
@@ -115,16 +191,14 @@ class Server:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                end_group(self.process)
                 raise AssertionError(f"server did not exit within {timeout}s of {sig!r}")
         return self.process.returncode
 
     def kill(self):
-        """Last-resort cleanup for a test that failed midway."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        """Last-resort cleanup for a test that failed midway; after stop(),
+        ends anything the server's process group still holds."""
+        end_group(self.process)
         if os.path.exists(self.log_file.name):
             os.unlink(self.log_file.name)
         if not self.process.stdout.closed:

@@ -3,7 +3,6 @@ gets one clear message naming the flag or FILE:LINE, and exit status 2;
 nothing starts half-configured."""
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import unittest
@@ -14,7 +13,7 @@ BINARY = None
 
 
 def run(*args, timeout=10):
-    return subprocess.run([BINARY, *args], capture_output=True, text=True, timeout=timeout)
+    return harness.run([BINARY, *args], capture_output=True, text=True, timeout=timeout)
 
 
 class BadInput(unittest.TestCase):

@@ -7,7 +7,6 @@ error paths leaked nothing. (Registered only where the seam is built.)"""
 import os
 import re
 import socket
-import subprocess
 import sys
 import time
 import unittest
@@ -188,7 +187,7 @@ class Faults(unittest.TestCase):
     def test_a_malformed_plan_stops_the_start_with_a_clear_message(self):
         for backend in harness.BACKENDS:
             with self.subTest(backend=backend):
-                result = subprocess.run(
+                result = harness.run(
                     [BINARY, "--backend", backend, "--listen", "127.0.0.1:0"],
                     env=dict(os.environ, SALAM_FAULTS="read=ECONNRESET:evry=2"), capture_output=True,
                     text=True, timeout=10)

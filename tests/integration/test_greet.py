@@ -1,7 +1,6 @@
 """salam's default service: the tutorial's greeting server, byte for byte,
 made safe for many clients. Runs on both backends."""
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -36,11 +35,11 @@ class Greet(unittest.TestCase):
             with self.subTest(backend=backend), salam("--listen", "127.0.0.1:0",
                                                       backend=backend) as server:
                 host, port = harness.host_port(server.addresses[0])
-                nc = subprocess.run(["nc", "-N", host, str(port)], input=b"hello\n",
-                                    capture_output=True, timeout=10)
+                nc = harness.run(["nc", "-N", host, str(port)], input=b"hello\n",
+                                 capture_output=True, timeout=10)
                 self.assertEqual(nc.stdout, b"Hello, client!")
-                socat = subprocess.run(["socat", "-t5", "-", f"TCP:{host}:{port}"],
-                                       input=b"hello\n", capture_output=True, timeout=10)
+                socat = harness.run(["socat", "-t5", "-", f"TCP:{host}:{port}"],
+                                    input=b"hello\n", capture_output=True, timeout=10)
                 self.assertEqual(socat.stdout, b"Hello, client!")
                 self.assertEqual(server.close()[0], 0)
 

@@ -19,7 +19,7 @@ BINARY = None
 
 
 def run(*args, timeout=20):
-    return subprocess.run([BINARY, *args], capture_output=True, text=True, timeout=timeout)
+    return harness.run([BINARY, *args], capture_output=True, text=True, timeout=timeout)
 
 
 class Workspace(unittest.TestCase):

@@ -244,9 +244,13 @@ class RealBalancers(unittest.TestCase):
         self.dir = tempfile.TemporaryDirectory()
         self.addCleanup(self.dir.cleanup)
 
-    def start(self, argv, ready_port):
-        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self.addCleanup(lambda: (process.kill(), process.wait()))
+    def start(self, argv, ready_port, stop_signal=signal.SIGTERM):
+        # Ended by its own stop signal: nginx's master then stops its
+        # workers and waits for them (SIGKILL would leave them running).
+        peer = harness.Peer(argv, stop_signal=stop_signal, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+        self.addCleanup(peer.stop)
+        process = peer.process
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -296,7 +300,8 @@ stream {{
     }}
 }}
 """)
-        self.start(["nginx", "-p", prefix, "-c", config], front)
+        # SIGQUIT: nginx's graceful shutdown (the clients are gone by then).
+        self.start(["nginx", "-p", prefix, "-c", config], front, stop_signal=signal.SIGQUIT)
         return front
 
     def check_balancer(self, start_balancer):

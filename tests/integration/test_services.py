@@ -42,8 +42,8 @@ def start(backend, *args, listen=("127.0.0.1:0",)):
 
 def run_failing(*args, timeout=10):
     """Runs salam expecting it to refuse to start; returns (status, stderr)."""
-    done = subprocess.run([BINARY, *args], stdin=subprocess.DEVNULL, capture_output=True,
-                          timeout=timeout, check=False)
+    done = harness.run([BINARY, *args], stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=timeout, check=False)
     return done.returncode, done.stderr.decode("utf-8", "replace")
 
 
