@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -139,7 +140,12 @@ std::size_t Server::listen(const ListenOptions& options, HandlerFactory factory)
     }
   }
   listener->local = bind_address.to_string();
-  const std::size_t id = impl_->listeners.size();
+  // A closed listener's slot is taken again, so that listeners opened and
+  // closed by reload after reload take no memory for good. Each shard hears
+  // of the removal before the addition (its queue is in order).
+  auto free_slot = std::find_if(impl_->listeners.begin(), impl_->listeners.end(),
+                                [](const auto& slot) { return slot->closed; });
+  const auto id = static_cast<std::size_t>(free_slot - impl_->listeners.begin());
   if (impl_->started) {
     for (unsigned shard = 0; shard < impl_->shard_count; ++shard) {
       impl_->shards[shard]->request_add(listener->for_shard(id, shard, impl_->shard_count));
@@ -147,7 +153,11 @@ std::size_t Server::listen(const ListenOptions& options, HandlerFactory factory)
     listener->sockets.clear();
     log::info("listening on {}", listener->local);
   }
-  impl_->listeners.push_back(std::move(listener));
+  if (free_slot == impl_->listeners.end()) {
+    impl_->listeners.push_back(std::move(listener));
+  } else {
+    *free_slot = std::move(listener);
+  }
   return id;
 }
 
@@ -157,6 +167,7 @@ void Server::close_listener(std::size_t index) {
   if (listener.closed) return;
   listener.closed = true;
   listener.sockets.clear();
+  listener.factory = {};  // and what its handlers hold
   for (auto& shard : impl_->shards)
     shard->request_remove(index);
   if (!listener.address.unix_path.empty()) ::unlink(listener.address.unix_path.c_str());

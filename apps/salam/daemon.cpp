@@ -63,28 +63,31 @@ Daemon::Daemon(Overrides overrides, DaemonConfig config)
   server_ = std::make_unique<Server>(options);
   for (const auto& listener : config_.listeners) {
     auto stats = std::make_shared<ListenerStats>();
-    active_.push_back(Active{listener, open_at_start(listener, stats), stats});
+    active_.push_back(Active{listener, open_retrying(listener, config_, stats, 3s), stats});
   }
 }
 
-std::size_t Daemon::open_at_start(const ListenerConfig& listener,
-                                  std::shared_ptr<ListenerStats> stats) {
-  // A predecessor that was just killed (or restarted by systemd) may hold
-  // the address a moment longer: io_uring lets go of a dead process's
-  // sockets in a kernel worker, 5 to 10 ms after it is gone (measured;
-  // see docs/configuration.md, "Exit statuses"). Like nginx, retry before
-  // giving up; in short steps, since the wait is short, and with one line.
+std::size_t Daemon::open_retrying(const ListenerConfig& listener, const DaemonConfig& config,
+                                  std::shared_ptr<ListenerStats> stats, Duration patience) {
+  // The address may be held a moment longer by a socket on its way out:
+  // at start, a predecessor's that was just killed (or restarted by
+  // systemd: io_uring lets go of a dead process's sockets in a kernel
+  // worker, 5 to 10 ms after it is gone; measured, see
+  // docs/configuration.md, "Exit statuses"); at a reload, this process's
+  // own, when the previous reload closed the listener and a shard has not
+  // let go of it yet. Like nginx, retry before giving up; in short steps,
+  // since the wait is short, and with one line.
   constexpr auto kPause = std::chrono::milliseconds(50);
-  constexpr auto kPatience = std::chrono::seconds(3);
-  const auto give_up = std::chrono::steady_clock::now() + kPatience;
+  const auto give_up = std::chrono::steady_clock::now() + patience;
   for (bool warned = false;; warned = true) {
     try {
-      return open(listener, config_, stats);
+      return open(listener, config, stats);
     } catch (const std::system_error& e) {
       if (e.code() != std::errc::address_in_use || std::chrono::steady_clock::now() >= give_up)
         throw;
       if (!warned) {
-        log::warning("{}; trying again for up to {} s", e.what(), kPatience.count());
+        log::warning("{}; trying again for up to {} ms", e.what(),
+                     std::chrono::duration_cast<std::chrono::milliseconds>(patience).count());
         log::flush_thread_buffer();
       }
       std::this_thread::sleep_for(kPause);
@@ -195,7 +198,7 @@ void Daemon::apply_reload() {
     for (const auto& listener : next.listeners) {
       if (running.contains(listener.address)) continue;
       auto stats = std::make_shared<ListenerStats>();
-      added.push_back(Active{listener, open(listener, next, stats), stats});
+      added.push_back(Active{listener, open_retrying(listener, next, stats, 1s), stats});
     }
     for (const auto& active : active_) {
       auto found = wanted.find(active.config.address);

@@ -39,7 +39,9 @@ class Daemon {
   std::size_t open(const ListenerConfig& listener, const DaemonConfig& config,
                    std::shared_ptr<ListenerStats> stats);
   void apply_client_limits(const ClientLimitOptions& options);
-  std::size_t open_at_start(const ListenerConfig& listener, std::shared_ptr<ListenerStats> stats);
+  // open(), retrying for up to `patience` while the address is in use.
+  std::size_t open_retrying(const ListenerConfig& listener, const DaemonConfig& config,
+                            std::shared_ptr<ListenerStats> stats, Duration patience);
   // SIGHUP: re-reads the configuration and applies it, or keeps the
   // running one if anything at all goes wrong.
   void reload() noexcept;

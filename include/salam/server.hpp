@@ -101,7 +101,7 @@ class Server {
   std::size_t listen(const ListenOptions& options, Handler handler);
   std::size_t listen(const ListenOptions& options, HandlerFactory factory);
   // Stops accepting on a listener and closes its socket; its connections
-  // go on.
+  // go on. A later listen() may return the same index again.
   void close_listener(std::size_t index);
   // New connections of the listener go to the new handler.
   void replace_handler(std::size_t index, HandlerFactory factory);

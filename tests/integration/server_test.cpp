@@ -451,6 +451,32 @@ TEST_P(ServerTest, ListenersCanBeAddedReplacedAndClosedWhileRunning) {
   server.wait();
 }
 
+// Listeners opened and closed again and again, as reloads do, take no
+// memory for good: a closed listener lets go of its handler factory (and
+// what that holds), and its slot is taken by the next listener.
+TEST_P(ServerTest, ClosedListenersLeaveNothingBehind) {
+  Server server(options());
+  server.listen({.address = "127.0.0.1:0"}, greeter());
+  server.start();
+  auto held = std::make_shared<int>(0);
+  std::size_t first_index = 0;
+  for (int round = 0; round < 20; ++round) {
+    const auto index =
+        server.listen({.address = "127.0.0.1:0"}, [held] { return answering("again"); });
+    if (round == 0) first_index = index;
+    EXPECT_EQ(index, first_index) << "a closed listener's slot is taken again";
+    EXPECT_EQ(greet_once(server.local_socket_address(index), "x"), "again");
+    server.close_listener(index);
+    // The shards let go of their copies when they hear of the close.
+    const TimePoint until = Clock::now() + 5s;
+    while (held.use_count() > 1 && Clock::now() < until)
+      std::this_thread::sleep_for(1ms);
+    EXPECT_EQ(held.use_count(), 1) << "the closed listener still holds its factory";
+  }
+  server.stop(1s);
+  server.wait();
+}
+
 SALAM_INSTANTIATE_FOR_BACKENDS(ServerTest);
 
 }  // namespace
