@@ -37,32 +37,17 @@ std::optional<std::string> read_input_file(const std::string& path, std::size_t 
   // Looked at before it is opened, so that no device is ever opened (an
   // open can have effects of its own); checked again on the descriptor, in
   // case the path changed in between.
-  struct stat info {};
-  if (::stat(path.c_str(), &info) != 0) {
-    why = std::strerror(errno);
-    return std::nullopt;
-  }
-  if (!S_ISREG(info.st_mode)) {
-    why = kind_of(info.st_mode);
-    return std::nullopt;
-  }
-  FileDescriptor file(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
-  if (!file) {
-    why = std::strerror(errno);
-    return std::nullopt;
-  }
-  if (::fstat(file.get(), &info) != 0) {
-    why = std::strerror(errno);
-    return std::nullopt;
-  }
-  if (!S_ISREG(info.st_mode)) {
-    why = kind_of(info.st_mode);
-    return std::nullopt;
-  }
-  const auto too_large = [&] {
-    why = "larger than " + size_text(limit);
+  const auto fail = [&why](std::string reason) -> std::optional<std::string> {
+    why = std::move(reason);
     return std::nullopt;
   };
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) return fail(std::strerror(errno));
+  if (!S_ISREG(info.st_mode)) return fail(kind_of(info.st_mode));
+  FileDescriptor file(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (!file || ::fstat(file.get(), &info) != 0) return fail(std::strerror(errno));
+  if (!S_ISREG(info.st_mode)) return fail(kind_of(info.st_mode));
+  const auto too_large = [&] { return fail("larger than " + size_text(limit)); };
   if (static_cast<std::size_t>(info.st_size) > limit) return too_large();
 
   // The size is a hint (files in /proc say 0; a file may grow): read until
@@ -77,10 +62,7 @@ std::optional<std::string> read_input_file(const std::string& path, std::size_t 
     }
     const ssize_t n = ::read(file.get(), text.data() + used, text.size() - used);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      why = std::strerror(errno);
-      return std::nullopt;
-    }
+    if (n < 0) return fail(std::strerror(errno));
     if (n == 0) break;
     used += static_cast<std::size_t>(n);
   }

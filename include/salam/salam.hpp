@@ -10,6 +10,7 @@
 #include <salam/event.hpp>
 #include <salam/log.hpp>
 #include <salam/loop.hpp>
+#include <salam/printable.hpp>
 #include <salam/result.hpp>
 #include <salam/scope.hpp>
 #include <salam/server.hpp>
