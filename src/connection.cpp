@@ -21,6 +21,24 @@ void resume_waiter(detail::Operation& op) noexcept {
   op.waiter.resume();
 }
 
+// A layer's operation, run for an awaiter: started in its await_suspend
+// (true: it suspended and resumes `handle` at its end) ...
+template <typename T>
+bool start_layered(Task<T>& task, std::coroutine_handle<> handle) noexcept {
+  return std::move(task).operator co_await().await_suspend(handle);
+}
+
+// ... and its outcome taken in await_resume. A layer reports failures as
+// values; what it could only throw (memory running out) becomes ENOMEM.
+template <typename T>
+T finish_layered(Task<T>& task) noexcept {
+  try {
+    return std::move(task).operator co_await().await_resume();
+  } catch (...) {
+    return T(errno_code(ENOMEM));
+  }
+}
+
 }  // namespace
 
 Connection::Connection(Loop& loop, FileDescriptor socket,
@@ -44,7 +62,8 @@ Connection::Connection(Connection&& other) noexcept
       bytes_out_(other.bytes_out_),
       input_(other.input_),
       unread_(std::move(other.unread_)),
-      caps_(std::move(other.caps_)) {
+      caps_(std::move(other.caps_)),
+      layer_(std::move(other.layer_)) {
   // The loop holds the operations' addresses while they are in flight.
   detail::expects(!reader_.in_flight && !writer_.in_flight,
                   "a Connection was moved while an operation on it was in flight");
@@ -117,6 +136,7 @@ std::optional<SocketAddress> Connection::local() const noexcept {
 
 std::error_code Connection::shutdown_write() noexcept {
   if (!is_open()) return not_connected();
+  if (layer_) return std::make_error_code(std::errc::operation_not_supported);
   if (::shutdown(fd(), SHUT_WR) != 0) return errno_code(errno);
   return {};
 }
@@ -133,6 +153,10 @@ void Connection::close(Linger linger) noexcept {
     close_now();
     return;
   }
+  // A layer's last words (TLS's close_notify) go out before the FIN; not
+  // after a write cut short, which left the layer's stream broken.
+  std::vector<std::byte> farewell;
+  if (layer_ && !writer_.in_flight) farewell = layer_->farewell();
   if (reader_.in_flight || writer_.in_flight) {
     // Another task of this connection waits in a read or write: it resumes
     // with cancelled() on the loop's next turn. The FIN goes out now; on
@@ -141,7 +165,7 @@ void Connection::close(Linger linger) noexcept {
     if (reader_.in_flight) detail::Engine::cancel(*loop_, reader_);
     if (writer_.in_flight) detail::Engine::cancel(*loop_, writer_);
     detail::Engine::submit_started(*loop_);  // the operations reach the kernel first
-    ::shutdown(fd(), SHUT_WR);
+    if (farewell.empty()) ::shutdown(fd(), SHUT_WR);
   }
   // Input left in the kernel would turn the close into an RST, which can
   // destroy the reply before the peer reads it. When the last read left
@@ -155,8 +179,9 @@ void Connection::close(Linger linger) noexcept {
     int queued = 0;
     input_left = ::ioctl(fd(), FIONREAD, &queued) == 0 && queued > 0;
   }
-  if (input_left) {
-    detail::Engine::linger(*loop_, std::move(socket_), std::exchange(observer_, nullptr));
+  if (input_left || !farewell.empty()) {
+    detail::Engine::linger(*loop_, std::move(socket_), std::exchange(observer_, nullptr),
+                           std::move(farewell), input_left);
     return;
   }
   close_now();
@@ -196,7 +221,8 @@ void Connection::note_read(const detail::Operation& op, std::size_t requested) n
 Connection::ReadAwaiter Connection::read(std::size_t max_bytes, Deadline deadline) noexcept {
   // At least one byte: a read of none would look like end of file.
   return ReadAwaiter(*this, deadline,
-                     static_cast<std::uint32_t>(std::clamp<std::size_t>(max_bytes, 1, UINT32_MAX)));
+                     static_cast<std::uint32_t>(std::clamp<std::size_t>(max_bytes, 1, UINT32_MAX)),
+                     false);
 }
 
 void Connection::unread(std::span<const std::byte> bytes) {
@@ -217,10 +243,21 @@ InputBuffer Connection::take_unread(std::size_t max_bytes) {
 bool Connection::ReadAwaiter::await_ready() noexcept {
   refused_ = connection_->refusal(connection_->reader_);
   if (refused_ != 0) return true;
-  return from_unread_ = connection_->has_unread();
+  if (raw_) return false;  // a layer's read: handed-back bytes are the handler's
+  if ((from_unread_ = connection_->has_unread())) return true;
+  if (connection_->layer_) {
+    try {
+      layered_ = connection_->layer_->read(*connection_, max_bytes_, deadline_);
+    } catch (const std::bad_alloc&) {
+      refused_ = ENOMEM;
+      return true;
+    }
+  }
+  return false;
 }
 
 bool Connection::ReadAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
+  if (layered_.valid()) return start_layered(layered_, handle);
   detail::Operation& op = connection_->reader_;
   op.code = detail::OpCode::recv_pooled;
   op.fd = connection_->fd();
@@ -232,6 +269,7 @@ bool Connection::ReadAwaiter::await_suspend(std::coroutine_handle<> handle) noex
 
 Result<InputBuffer> Connection::ReadAwaiter::await_resume() noexcept {
   if (refused_ != 0) return errno_code(refused_);
+  if (layered_.valid()) return finish_layered(layered_);
   // Handed-back bytes were counted in bytes_in when first read.
   if (from_unread_) return connection_->take_unread(max_bytes_);
   const detail::Operation& op = connection_->reader_;
@@ -267,10 +305,20 @@ Connection::ReadSomeAwaiter Connection::read_some(std::span<std::byte> into,
 bool Connection::ReadSomeAwaiter::await_ready() noexcept {
   refused_ = connection_->refusal(connection_->reader_);
   if (refused_ != 0) return true;
-  return from_unread_ = connection_->has_unread();
+  if ((from_unread_ = connection_->has_unread())) return true;
+  if (connection_->layer_) {
+    try {
+      layered_ = connection_->layer_->read_some(*connection_, into_, deadline_);
+    } catch (const std::bad_alloc&) {
+      refused_ = ENOMEM;
+      return true;
+    }
+  }
+  return false;
 }
 
 bool Connection::ReadSomeAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
+  if (layered_.valid()) return start_layered(layered_, handle);
   detail::Operation& op = connection_->reader_;
   op.code = detail::OpCode::recv;
   op.fd = connection_->fd();
@@ -283,6 +331,7 @@ bool Connection::ReadSomeAwaiter::await_suspend(std::coroutine_handle<> handle) 
 
 Result<std::size_t> Connection::ReadSomeAwaiter::await_resume() noexcept {
   if (refused_ != 0) return errno_code(refused_);
+  if (layered_.valid()) return finish_layered(layered_);
   if (from_unread_) {
     InputBuffer input = connection_->take_unread(into_.size());
     std::copy_n(input.bytes().data(), input.size(), into_.data());
@@ -299,7 +348,7 @@ Result<std::size_t> Connection::ReadSomeAwaiter::await_resume() noexcept {
 
 Connection::WriteAllAwaiter Connection::write_all(std::span<const std::byte> bytes,
                                                   Deadline deadline) noexcept {
-  return WriteAllAwaiter(*this, deadline, bytes);
+  return WriteAllAwaiter(*this, deadline, bytes, false);
 }
 
 Connection::WriteAllAwaiter Connection::write_all(std::string_view text,
@@ -313,10 +362,19 @@ bool Connection::WriteAllAwaiter::await_ready() noexcept {
     error_ = errno_code(refused);
     return true;
   }
+  if (!raw_ && connection_->layer_) {
+    try {
+      layered_ = connection_->layer_->write_all(*connection_, {next_, left_}, deadline_);
+    } catch (const std::bad_alloc&) {
+      error_ = errno_code(ENOMEM);
+      return true;
+    }
+  }
   return false;
 }
 
 bool Connection::WriteAllAwaiter::await_suspend(std::coroutine_handle<> handle) noexcept {
+  if (layered_.valid()) return start_layered(layered_, handle);
   waiter_ = handle;
   WriteOperation& op = connection_->writer_;
   op.code = detail::OpCode::send;
@@ -362,6 +420,11 @@ bool Connection::WriteAllAwaiter::consume() noexcept {
   next_ += sent;
   left_ -= sent;
   return left_ > 0;
+}
+
+std::error_code Connection::WriteAllAwaiter::await_resume() noexcept {
+  if (layered_.valid()) return finish_layered(layered_);
+  return error_;
 }
 
 void Connection::WriteAllAwaiter::on_sent(detail::Operation& op) noexcept {

@@ -8,6 +8,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
 
 #include <salam/connection.hpp>
 #include <salam/detail/operation.hpp>
@@ -38,8 +41,9 @@ struct Engine {
   static void complete_later(Loop& loop, Operation& op) noexcept { loop.complete_later(op); }
   static void cancel_all(Loop& loop) noexcept { loop.cancel_all(); }
   static bool cancelling(const Loop& loop) noexcept { return loop.cancelling(); }
-  static void linger(Loop& loop, FileDescriptor socket, ConnectionObserver* observer) noexcept {
-    loop.linger(std::move(socket), observer);
+  static void linger(Loop& loop, FileDescriptor socket, ConnectionObserver* observer,
+                     std::vector<std::byte> farewell = {}, bool drain = true) noexcept {
+    loop.linger(std::move(socket), observer, std::move(farewell), drain);
   }
 
   // The receive-buffer pool behind OpCode::recv_pooled.
@@ -78,6 +82,27 @@ struct Engine {
     return connection;
   }
   static void close_now(Connection& connection) noexcept { connection.close_now(); }
+
+  // A layer (see salam/detail/layer.hpp): installed once, it takes the
+  // bytes handed back before it as its own input, and moves bytes through
+  // these raw operations, which bypass it.
+  static std::vector<std::byte> install_layer(Connection& connection,
+                                              std::unique_ptr<Layer> layer) {
+    std::vector<std::byte> input;
+    if (connection.unread_) input = std::move(*std::exchange(connection.unread_, nullptr));
+    connection.layer_ = std::move(layer);
+    return input;
+  }
+  static Layer* layer(Connection& connection) noexcept { return connection.layer_.get(); }
+  static Connection::ReadAwaiter raw_read(Connection& connection, std::size_t max_bytes,
+                                          Deadline deadline) noexcept {
+    return {connection, deadline, static_cast<std::uint32_t>(max_bytes), true};
+  }
+  static Connection::WriteAllAwaiter raw_write_all(Connection& connection,
+                                                   std::span<const std::byte> bytes,
+                                                   Deadline deadline) noexcept {
+    return {connection, deadline, bytes, true};
+  }
 };
 
 }  // namespace salam::detail

@@ -13,6 +13,8 @@ class SalamCategory final : public std::error_category {
     switch (static_cast<Errc>(value)) {
       case Errc::end_of_file:
         return "end of file";
+      case Errc::tls_failure:
+        return "TLS failure";
     }
     return "unknown salam error";
   }

@@ -1,4 +1,5 @@
-// Lingering close: the end of a connection that still has input queued.
+// Lingering close: the end of a connection that still has input queued,
+// or that has a layer's farewell (TLS's close_notify) to send first.
 //
 // Closing a socket with unread input makes the kernel answer with an RST,
 // and an RST can reach the peer before it has read the reply, which is
@@ -17,9 +18,10 @@ namespace salam {
 namespace {
 
 Task<> linger_then_close(Connection connection, Duration timeout, std::size_t max_bytes,
-                         std::size_t& lingering) {
-  if (!connection.shutdown_write()) {
-    const Deadline deadline(timeout);
+                         std::vector<std::byte> farewell, bool drain, std::size_t& lingering) {
+  const Deadline deadline(timeout);
+  if (!farewell.empty() && co_await connection.write_all(farewell, deadline)) drain = false;
+  if (drain && !connection.shutdown_write()) {
     std::size_t drained = 0;
     while (drained < max_bytes) {
       auto input = co_await connection.read(max_bytes - drained, deadline);
@@ -33,7 +35,8 @@ Task<> linger_then_close(Connection connection, Duration timeout, std::size_t ma
 
 }  // namespace
 
-void Loop::linger(FileDescriptor socket, detail::ConnectionObserver* observer) noexcept {
+void Loop::linger(FileDescriptor socket, detail::ConnectionObserver* observer,
+                  std::vector<std::byte> farewell, bool drain) noexcept {
   // This connection's own close never lingers, so that destroying it, if
   // there is no memory for the task, closes the socket at once.
   Connection lingering = detail::Engine::lingering_connection(*this, std::move(socket), observer);
@@ -45,7 +48,8 @@ void Loop::linger(FileDescriptor socket, detail::ConnectionObserver* observer) n
   }
   ++lingering_;  // the task counts itself out when it ends
   try {
-    spawn(linger_then_close(std::move(lingering), linger_timeout_, linger_max_bytes_, lingering_));
+    spawn(linger_then_close(std::move(lingering), linger_timeout_, linger_max_bytes_,
+                            std::move(farewell), drain, lingering_));
   } catch (const std::bad_alloc&) {
     --lingering_;
     detail::Engine::close_now(lingering);

@@ -14,6 +14,9 @@
 // LoopOptions::linger_timeout). A handler never has to close gracefully by
 // hand.
 //
+// A protocol layer such as TLS (tls::accept) sits between the socket and
+// these operations once installed: see detail/layer.hpp.
+//
 // Memory: a connection waiting in read() holds no buffer; the bytes arrive
 // in a buffer lent by the loop (see InputBuffer).
 //
@@ -40,6 +43,7 @@
 
 #include <salam/address.hpp>
 #include <salam/buffer.hpp>
+#include <salam/detail/layer.hpp>
 #include <salam/detail/operation.hpp>
 #include <salam/loop.hpp>
 #include <salam/result.hpp>
@@ -107,7 +111,9 @@ class Connection {
   void unread(std::span<const std::byte> bytes);
   bool has_unread() const noexcept { return unread_ != nullptr; }
 
-  // Sends FIN; reads can go on.
+  // Sends FIN; reads can go on. On a connection with a layer (TLS) it
+  // fails with operation_not_supported: close() ends such a connection,
+  // sending the layer's farewell first.
   std::error_code shutdown_write() noexcept;
   // Stops reading: a read in flight, and every later one, returns end of
   // file. This is how one task of a connection ends another's read.
@@ -168,6 +174,7 @@ class Connection {
   Input input_ = Input::unknown;
   std::unique_ptr<std::vector<std::byte>> unread_;  // rare: a pointer, not a vector
   std::unique_ptr<Caps> caps_;                      // likewise
+  std::unique_ptr<detail::Layer> layer_;            // TLS, when installed
 };
 
 class [[nodiscard]] Connection::ReadAwaiter {
@@ -178,14 +185,17 @@ class [[nodiscard]] Connection::ReadAwaiter {
 
  private:
   friend class Connection;
-  ReadAwaiter(Connection& connection, Deadline deadline, std::uint32_t max_bytes) noexcept
-      : connection_(&connection), deadline_(deadline), max_bytes_(max_bytes) {}
+  friend struct detail::Engine;
+  ReadAwaiter(Connection& connection, Deadline deadline, std::uint32_t max_bytes, bool raw) noexcept
+      : connection_(&connection), deadline_(deadline), max_bytes_(max_bytes), raw_(raw) {}
 
   Connection* connection_;
   Deadline deadline_;
   std::uint32_t max_bytes_;
+  bool raw_;  // the socket's bytes, past any layer (the layer's own reads)
   bool from_unread_ = false;
   int refused_ = 0;
+  Task<Result<InputBuffer>> layered_;
 };
 
 class [[nodiscard]] Connection::ReadSomeAwaiter {
@@ -204,19 +214,25 @@ class [[nodiscard]] Connection::ReadSomeAwaiter {
   std::span<std::byte> into_;
   bool from_unread_ = false;
   int refused_ = 0;
+  Task<Result<std::size_t>> layered_;
 };
 
 class [[nodiscard]] Connection::WriteAllAwaiter {
  public:
   bool await_ready() noexcept;
   bool await_suspend(std::coroutine_handle<> handle) noexcept;
-  std::error_code await_resume() const noexcept { return error_; }
+  std::error_code await_resume() noexcept;
 
  private:
   friend class Connection;
-  WriteAllAwaiter(Connection& connection, Deadline deadline,
-                  std::span<const std::byte> bytes) noexcept
-      : connection_(&connection), deadline_(deadline), next_(bytes.data()), left_(bytes.size()) {}
+  friend struct detail::Engine;
+  WriteAllAwaiter(Connection& connection, Deadline deadline, std::span<const std::byte> bytes,
+                  bool raw) noexcept
+      : connection_(&connection),
+        deadline_(deadline),
+        next_(bytes.data()),
+        left_(bytes.size()),
+        raw_(raw) {}
 
   bool send_until_pending() noexcept;
   bool consume() noexcept;
@@ -226,8 +242,10 @@ class [[nodiscard]] Connection::WriteAllAwaiter {
   Deadline deadline_;
   const std::byte* next_;
   std::size_t left_;
+  bool raw_;  // to the socket, past any layer (the layer's own writes)
   std::error_code error_;
   std::coroutine_handle<> waiter_;
+  Task<std::error_code> layered_;
 };
 
 class ConnectAwaiter;

@@ -128,8 +128,12 @@ class Loop {
   void cancel_all() noexcept;
   bool cancelling() const noexcept { return cancelling_; }
 
-  // Closes `socket` once its peer has closed or the linger bounds pass.
-  void linger(FileDescriptor socket, detail::ConnectionObserver* observer) noexcept;
+  // Sends `farewell` (a layer's last words, such as TLS's close_notify),
+  // then, if `drain`, shuts down writes and closes `socket` once its peer
+  // has closed or the linger bounds pass; without `drain` it closes once
+  // the farewell is out.
+  void linger(FileDescriptor socket, detail::ConnectionObserver* observer,
+              std::vector<std::byte> farewell, bool drain) noexcept;
 
   void turn();
   void run_posted();

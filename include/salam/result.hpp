@@ -82,6 +82,8 @@ inline std::error_code not_connected() noexcept {
 enum class Errc : int {
   // The peer closed its side before a whole message arrived.
   end_of_file = 1,
+  // A TLS handshake, read or write failed (see tls::failure_detail).
+  tls_failure = 2,
 };
 const std::error_category& salam_category() noexcept;
 // The error a read returns when the peer closed first (message "end of file").
