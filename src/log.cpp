@@ -253,6 +253,10 @@ void append_json_field(fmt::memory_buffer& out, std::string_view key, double val
   fmt::format_to(fmt::appender(out), R"(,"{}":{:.3f})", key, value);
 }
 
+void append_json_flag(fmt::memory_buffer& out, std::string_view key, bool value) {
+  fmt::format_to(fmt::appender(out), R"(,"{}":{})", key, value ? "true" : "false");
+}
+
 void flush_thread_buffer() noexcept {
   thread_log().flush();
 }

@@ -97,6 +97,7 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
   const char* limits = "Limits and timeouts";
   const char* access = "Access control";
   const char* proxy = "PROXY protocol";
+  const char* tls = "TLS";
   const char* engine = "Engine";
   const char* logging = "Logging";
   const char* configuration = "Configuration";
@@ -197,6 +198,28 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
   option(app, "--proxy-timeout", o.proxy_timeout, "DURATION", proxy,
          "How long to wait for the header (default 5s)");
 
+  app.add_option("--tls-cert", o.tls_cert,
+                 "Serve TLS with this PEM file: the certificate, its chain, and the key unless "
+                 "--tls-key gives it; repeat for several, chosen by SNI (the first is the default)")
+      ->type_name("FILE")
+      ->group(tls);
+  app.add_option("--tls-key", o.tls_key,
+                 "The private key of each --tls-cert, in the same order (PEM, no passphrase)")
+      ->type_name("FILE")
+      ->group(tls);
+  for (const auto& setting : tls_settings()) {
+    const std::string name(setting.name);
+    app.add_option_function<std::string>(
+           "--" + name,
+           [&o, name](const std::string& value) { o.tls_settings.emplace_back(name, value); },
+           std::string(setting.help))
+        ->type_name(std::string(setting.value_name))
+        ->group(tls);
+  }
+  option(app, "--tls-handshake-rate", o.tls_handshake_rate, "N", tls,
+         "TLS handshakes per second over all listeners; more are refused before any crypto "
+         "(default 0: no limit)");
+
   option(app, "-t,--threads", o.threads, "N", engine,
          "Event-loop threads, one per core by default (0)");
   option(app, "--backend", o.backend, "NAME", engine,
@@ -295,6 +318,11 @@ DaemonConfig load_configuration(const Overrides& o) {
     if (o.min_rate) set_min_rate(listener, *o.min_rate, "--min-rate");
     if (o.min_rate_grace)
       set_timeout(listener.min_rate_grace, *o.min_rate_grace, "--min-rate-grace");
+    if (!o.tls_cert.empty()) listener.tls.cert_files = o.tls_cert;
+    if (!o.tls_key.empty()) listener.tls.key_files = o.tls_key;
+    for (const auto& [name, value] : o.tls_settings) {
+      set_tls_setting(listener.tls, name, value, "--" + name);
+    }
   }
   ClientLimitOptions& limits = config.client_limits;
   if (o.max_connections_per_client) {
@@ -318,6 +346,9 @@ DaemonConfig load_configuration(const Overrides& o) {
   }
   if (o.limit_message) set_message_text(config.limit_message, *o.limit_message, "--limit-message");
   if (o.access_log) config.access_log = *o.access_log;
+  if (o.tls_handshake_rate) {
+    set_tls_handshake_rate(config, *o.tls_handshake_rate, "--tls-handshake-rate");
+  }
   if (o.threads) set_threads(config, *o.threads, "--threads");
   if (o.backend) set_backend(config, *o.backend, "--backend");
   if (o.max_connections) set_max_connections(config, *o.max_connections, "--max-connections");

@@ -55,6 +55,10 @@ struct Overrides {
   std::optional<std::string> log_format;
   std::optional<std::string> log_level;
   bool quiet = false;
+  std::vector<std::string> tls_cert;
+  std::vector<std::string> tls_key;
+  std::vector<std::pair<std::string, std::string>> tls_settings;  // (name, value), in order
+  std::optional<double> tls_handshake_rate;
 };
 
 struct Invocation {

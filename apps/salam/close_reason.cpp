@@ -3,6 +3,7 @@
 #include <cerrno>
 
 #include <salam/result.hpp>
+#include <salam/tls.hpp>
 
 namespace salam::daemon {
 
@@ -34,6 +35,12 @@ std::string_view to_string(CloseReason reason) noexcept {
       return "limit_rate";
     case CloseReason::proxy_error:
       return "proxy_error";
+    case CloseReason::timeout_tls:
+      return "timeout_tls";
+    case CloseReason::tls_error:
+      return "tls_error";
+    case CloseReason::limit_handshakes:
+      return "limit_handshakes";
     case CloseReason::shutdown:
       return "shutdown";
     case CloseReason::server_error:
@@ -45,6 +52,7 @@ std::string_view to_string(CloseReason reason) noexcept {
 CloseReason reason_for(std::error_code error, CloseReason on_timeout) noexcept {
   if (error == timed_out()) return on_timeout;
   if (error == cancelled()) return CloseReason::shutdown;
+  if (error == tls::tls_failure()) return CloseReason::tls_error;
   switch (error.value()) {
     case ECONNRESET:
     case EPIPE:

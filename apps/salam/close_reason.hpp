@@ -22,17 +22,22 @@ enum class CloseReason : std::uint8_t {
   limit_conns,         // refused: too many connections (all, or this client's)
   limit_rate,          // refused: this client opens connections too fast
   proxy_error,         // a PROXY header missing, malformed, or from an untrusted peer
+  timeout_tls,         // the TLS handshake did not finish in time
+  tls_error,           // the TLS handshake failed, or TLS broke later (see the detail)
+  limit_handshakes,    // refused: TLS handshakes over the rate limit (before any crypto)
   shutdown,            // cut short by the drain deadline
   server_error,        // a failure on the server's side (out of buffers, ...)
 };
 
 inline constexpr int kCloseReasons = static_cast<int>(CloseReason::server_error) + 1;
 
-// Refusals: the connection never reached its service.
+// Reasons that only a refusal has: the connection never reached its
+// service. (tls_error is a refusal when the handshake failed.)
 constexpr bool is_refusal(CloseReason reason) noexcept {
   return reason == CloseReason::denied || reason == CloseReason::limit_conns ||
          reason == CloseReason::limit_rate || reason == CloseReason::proxy_error ||
-         reason == CloseReason::timeout_proxy;
+         reason == CloseReason::timeout_proxy || reason == CloseReason::timeout_tls ||
+         reason == CloseReason::limit_handshakes;
 }
 
 std::string_view to_string(CloseReason reason) noexcept;

@@ -242,6 +242,14 @@ void set_log_level(DaemonConfig& config, std::string_view value, std::string_vie
   }
 }
 
+void set_tls_handshake_rate(DaemonConfig& config, double value, std::string_view where) {
+  if (!(value >= 0 && value <= 1e7)) {
+    throw ConfigError(
+        where, fmt::format("TLS handshake rate must be between 0 and 10000000 (got {})", value));
+  }
+  config.tls_handshake_rate = value;
+}
+
 void finish(DaemonConfig& config) {
   if (config.listeners.empty()) throw ConfigError("", "no listener configured");
   const auto& limits = config.client_limits;
@@ -269,6 +277,7 @@ void finish(DaemonConfig& config) {
     }
     finish_access(listener);
     finish_proxy(listener);
+    finish_tls(listener.tls, listener.origin);
     if (listener.defer_accept && (listener.service != "greet" || listener.options.greet_first)) {
       // The kernel would hold every connection until the client sends,
       // which the client of a server-first service never does first.

@@ -21,6 +21,8 @@
 #include <salam/loop.hpp>
 #include <salam/time.hpp>
 
+#include "tls_config.hpp"
+
 namespace salam::daemon {
 
 using namespace std::chrono_literals;
@@ -82,6 +84,7 @@ struct ListenerConfig {
   AccessConfig access;
 
   ProxyConfig proxy;
+  TlsConfig tls;
   Duration max_lifetime{};        // 0: none
   double min_rate = 0;            // bytes per second in and out; 0: none
   Duration min_rate_grace = 10s;  // before the minimum rate applies
@@ -99,7 +102,8 @@ struct DaemonConfig {
   std::string access_log;       // a file for the access records; empty: the main log
   // Per-client limits (off unless asked for: max_connections and rate 0).
   ClientLimitOptions client_limits;
-  std::string limit_message;  // sent to clients refused by a limit, then close
+  std::string limit_message;      // sent to clients refused by a limit, then close
+  double tls_handshake_rate = 0;  // TLS handshakes per second, over all listeners; 0: no limit
   std::string config_file;
   std::vector<ListenerConfig> listeners;
 };
@@ -128,6 +132,7 @@ void set_backend(DaemonConfig& config, std::string_view value, std::string_view 
 void set_max_connections(DaemonConfig& config, std::int64_t value, std::string_view where);
 void set_log_format(DaemonConfig& config, std::string_view value, std::string_view where);
 void set_log_level(DaemonConfig& config, std::string_view value, std::string_view where);
+void set_tls_handshake_rate(DaemonConfig& config, double value, std::string_view where);
 
 // Whole-configuration checks and loading of referenced files (quotes):
 // throws ConfigError.

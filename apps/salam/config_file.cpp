@@ -42,6 +42,19 @@ class FileReader {
     for (const auto& item : *list)
       each(string(item, key), where(item.source()));
   }
+  // A string, or an integer written as one.
+  std::string scalar(const toml::node& node, std::string_view key) const {
+    if (auto value = node.value_exact<std::int64_t>()) return std::to_string(*value);
+    return std::string(string(node, key));
+  }
+  // A string or an array of strings.
+  std::vector<std::string> string_list(const toml::node& node, std::string_view key) const {
+    if (node.is_string()) return {std::string(string(node, key))};
+    std::vector<std::string> items;
+    strings(node, key,
+            [&](std::string_view item, const std::string&) { items.emplace_back(item); });
+    return items;
+  }
   bool boolean(const toml::node& node, std::string_view key) const {
     if (auto value = node.value_exact<bool>()) return *value;
     throw ConfigError(where(node.source()), fmt::format("'{}' must be true or false", key));
@@ -109,6 +122,14 @@ class FileReader {
         set_min_rate(listener, integer(node, name), at);
       } else if (name == "min-rate-grace") {
         set_timeout(listener.min_rate_grace, string(node, name), at);
+      } else if (name == "tls-cert") {
+        listener.tls.cert_files = string_list(node, name);
+      } else if (name == "tls-key") {
+        listener.tls.key_files = string_list(node, name);
+      } else if (name == "tls-alpn" && node.is_array()) {
+        listener.tls.alpn = string_list(node, name);
+      } else if (name.starts_with("tls-") &&
+                 set_tls_setting(listener.tls, name, scalar(node, name), at)) {
       } else {
         unknown(key, " in [[listen]]");
       }
@@ -154,6 +175,8 @@ class FileReader {
                          "max clients", at);
       } else if (name == "limit-message") {
         set_message_text(config.limit_message, string(node, name), at);
+      } else if (name == "tls-handshake-rate") {
+        set_tls_handshake_rate(config, number(node, name), at);
 
       } else if (name == "listen") {
         const auto* list = node.as_array();

@@ -9,6 +9,7 @@
 #include <fmt/ranges.h>
 
 #include <salam/log.hpp>
+#include <salam/tls.hpp>
 
 namespace salam::daemon {
 
@@ -41,6 +42,20 @@ bool same_socket(const ListenerConfig& a, const ListenerConfig& b) {
          x.defer_accept_seconds == y.defer_accept_seconds && x.send_buffer == y.send_buffer;
 }
 
+bool any_tls(const DaemonConfig& config) {
+  return std::any_of(config.listeners.begin(), config.listeners.end(),
+                     [](const ListenerConfig& listener) { return listener.tls.enabled(); });
+}
+
+// What checking the certificates found worth saying (expiring soon).
+void log_tls_warnings(const DaemonConfig& config) {
+  for (const auto& listener : config.listeners) {
+    if (!listener.tls.context) continue;
+    for (const auto& warning : listener.tls.context->warnings())
+      log::warning("{}", warning);
+  }
+}
+
 bool same_limits(const ClientLimitOptions& a, const ClientLimitOptions& b) {
   return a.max_connections == b.max_connections && a.rate == b.rate && a.burst == b.burst &&
          a.ipv4_prefix == b.ipv4_prefix && a.ipv6_prefix == b.ipv6_prefix &&
@@ -57,6 +72,15 @@ Daemon::Daemon(Overrides overrides, DaemonConfig config)
     throw ConfigError("", error);
   }
   apply_client_limits(config_.client_limits);
+  apply_handshake_rate(config_.tls_handshake_rate);
+  if (any_tls(config_)) {
+    log_tls_warnings(config_);
+    // salam encrypts TLS records itself; the kernel's TLS offload is not
+    // used (see docs/tls.md). Said once, so that nobody wonders.
+    log::info("TLS: records are encrypted in user space (kernel TLS {})",
+              tls::kernel_tls_available() ? "is available but not used"
+                                          : "is not available here: no tls module");
+  }
   ServerOptions options;
   options.threads = config_.threads;
   options.loop.backend = config_.backend;
@@ -111,6 +135,7 @@ HandlerFactory Daemon::handler_for(const ListenerConfig& listener, const DaemonC
   shared->service = find_service(listener.service);
   shared->budget = &budget_;
   shared->limits = limits_;
+  shared->handshakes = handshakes_;
   shared->limit_message = config.limit_message;
   shared->stats = std::move(stats);
   shared->is_unix = listener.address.starts_with("unix:");
@@ -146,6 +171,15 @@ void Daemon::apply_client_limits(const ClientLimitOptions& options) {
   }
 }
 
+void Daemon::apply_handshake_rate(double rate) {
+  if (rate <= 0) {
+    handshakes_.reset();
+  } else if (!handshakes_ || handshakes_->rate() != rate) {
+    // A burst of one second's worth, and at least one.
+    handshakes_ = std::make_shared<RateLimit>(rate, std::max(1.0, rate));
+  }
+}
+
 void Daemon::reload() noexcept {
   // Whatever goes wrong, the process and the running configuration stay.
   try {
@@ -171,14 +205,20 @@ void Daemon::reopen_access_log() noexcept {
 }
 
 void Daemon::apply_reload() {
-  if (!overrides_.config_file) {
+  if (!overrides_.config_file && !any_tls(config_)) {
     log::warning("SIGHUP: no configuration file to re-read (start salam with --config FILE)");
     reopen_access_log();  // log rotation still works without one
     return;
   }
+  if (!overrides_.config_file) {
+    log::info("SIGHUP: no configuration file to re-read; re-reading the certificates");
+  }
   DaemonConfig next = load_configuration(overrides_);
+  log_tls_warnings(next);
   const std::shared_ptr<ClientLimits> previous_limits = limits_;
+  const std::shared_ptr<RateLimit> previous_handshakes = handshakes_;
   apply_client_limits(next.client_limits);
+  apply_handshake_rate(next.tls_handshake_rate);
 
   // Everything that can fail comes first, and is undone if it does: new
   // listeners are opened and the kept ones' handlers built before anything
@@ -210,6 +250,7 @@ void Daemon::apply_reload() {
     for (const auto& undo : added)
       server_->close_listener(undo.index);
     limits_ = previous_limits;
+    handshakes_ = previous_handshakes;
     throw;
   }
 

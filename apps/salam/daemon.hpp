@@ -39,6 +39,7 @@ class Daemon {
   std::size_t open(const ListenerConfig& listener, const DaemonConfig& config,
                    std::shared_ptr<ListenerStats> stats);
   void apply_client_limits(const ClientLimitOptions& options);
+  void apply_handshake_rate(double rate);
   // open(), retrying for up to `patience` while the address is in use.
   std::size_t open_retrying(const ListenerConfig& listener, const DaemonConfig& config,
                             std::shared_ptr<ListenerStats> stats, Duration patience);
@@ -52,7 +53,8 @@ class Daemon {
   Overrides overrides_;
   DaemonConfig config_;
   ConnectionBudget budget_;
-  std::shared_ptr<ClientLimits> limits_;  // null when no per-client limit is set
+  std::shared_ptr<ClientLimits> limits_;   // null when no per-client limit is set
+  std::shared_ptr<RateLimit> handshakes_;  // null when TLS handshakes are not limited
   AccessLogFile access_log_;
   std::unique_ptr<Server> server_;
   std::vector<Active> active_;

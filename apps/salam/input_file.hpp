@@ -1,5 +1,5 @@
 // The one way salam reads a file it is given — the configuration, access
-// rules, quotes — at start and at every reload alike: it never blocks and
+// rules, quotes, certificates and keys — at start and at every reload alike: it never blocks and
 // never reads without a bound.
 //
 // The file is opened non-blocking and must be a regular file: a directory,
@@ -17,6 +17,7 @@ namespace salam::daemon {
 inline constexpr std::size_t kMaxConfigFile = 4 << 20;
 inline constexpr std::size_t kMaxAccessFile = 64 << 20;
 inline constexpr std::size_t kMaxQuotesFile = 16 << 20;
+inline constexpr std::size_t kMaxPemFile = 1 << 20;  // a certificate chain, a key, CAs, CRLs
 
 // The whole file, or nothing and `why` says what is wrong ("is a
 // directory", "larger than 4 MiB", the system's error).

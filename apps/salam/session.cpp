@@ -5,7 +5,9 @@
 #include <vector>
 
 #include <salam/log.hpp>
+#include <salam/printable.hpp>
 #include <salam/proxy_protocol.hpp>
+#include <salam/tls.hpp>
 
 namespace salam::daemon {
 
@@ -16,9 +18,35 @@ namespace {
 // Connection, not copied here).
 struct Session {
   TimePoint started = Clock::now();
-  std::optional<SocketAddress> proxied;  // the client a PROXY header named
-  std::string_view detail;               // why, for a refusal (a static string)
+  std::optional<SocketAddress> proxied;   // the client a PROXY header named
+  std::string_view detail;                // why, for a refusal (a static string)
+  std::unique_ptr<tls::SessionInfo> tls;  // what the handshake established
 };
+
+double milliseconds_of(Duration duration) {
+  return std::chrono::duration<double, std::milli>(duration).count();
+}
+
+void append_tls_text(fmt::memory_buffer& out, const tls::SessionInfo& tls) {
+  fmt::format_to(std::back_inserter(out), ", {} {}", tls.version, tls.cipher);
+  if (!tls.server_name.empty()) fmt::format_to(std::back_inserter(out), " sni={}", tls.server_name);
+  if (!tls.alpn.empty()) fmt::format_to(std::back_inserter(out), " alpn={}", printable(tls.alpn));
+  if (tls.resumed) out.append(std::string_view(" resumed"));
+  if (!tls.peer_subject.empty()) {
+    fmt::format_to(std::back_inserter(out), " client=\"{}\"", printable(tls.peer_subject, 256));
+  }
+  fmt::format_to(std::back_inserter(out), " handshake {:.3f} ms", milliseconds_of(tls.duration));
+}
+
+void append_tls_json(fmt::memory_buffer& out, const tls::SessionInfo& tls) {
+  log::append_json_field(out, "tls_version", tls.version);
+  log::append_json_field(out, "tls_cipher", tls.cipher);
+  if (!tls.server_name.empty()) log::append_json_field(out, "tls_sni", tls.server_name);
+  if (!tls.alpn.empty()) log::append_json_field(out, "tls_alpn", tls.alpn);
+  log::append_json_flag(out, "tls_resumed", tls.resumed);
+  if (!tls.peer_subject.empty()) log::append_json_field(out, "tls_client", tls.peer_subject);
+  log::append_json_field(out, "tls_handshake_ms", milliseconds_of(tls.duration));
+}
 
 // Who the client is: the PROXY header's client, or the TCP peer; nobody
 // on a Unix socket.
@@ -78,20 +106,23 @@ void write_record(const Connection& client, const Session& session, const Listen
           log::append_json_field(out, "duration_ms", milliseconds);
           log::append_json_field(out, "reason", to_string(reason));
           if (!session.detail.empty()) log::append_json_field(out, "detail", session.detail);
+          if (session.tls) append_tls_json(out, *session.tls);
         },
         log::Stream::access);
   } else {
-    log::access_line("client {}{}{} closed: {}{}{}{}, {} bytes in, {} bytes out, {:.3f} ms",
+    fmt::memory_buffer tls_text;
+    if (session.tls) append_tls_text(tls_text, *session.tls);
+    log::access_line("client {}{}{} closed: {}{}{}{}, {} bytes in, {} bytes out, {:.3f} ms{}",
                      who_text, via_text.empty() ? "" : " via ", via_text, to_string(reason),
                      session.detail.empty() ? "" : " (", session.detail,
                      session.detail.empty() ? "" : ")", client.bytes_in(), client.bytes_out(),
-                     milliseconds);
+                     milliseconds, std::string_view(tls_text.data(), tls_text.size()));
   }
 }
 
 void record(const Connection& client, const Session& session, const ListenerRuntime& listener,
-            CloseReason reason) {
-  if (is_refusal(reason)) {
+            CloseReason reason, bool refused) {
+  if (refused) {
     listener.stats->refused[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
     std::uint64_t suppressed = 0;
     if (!listener.refusal_records.allow(Clock::now(), suppressed)) return;
@@ -176,6 +207,25 @@ std::optional<CloseReason> check_client(const Connection& client, const Listener
   return std::nullopt;
 }
 
+// The TLS phase: the handshake rate first (before any cryptography), then
+// the handshake, within its own deadline.
+Task<std::optional<CloseReason>> accept_tls(Connection& client, const ListenerRuntime& listener,
+                                            Session& session) {
+  if (listener.handshakes && !listener.handshakes->take(Clock::now())) {
+    co_return CloseReason::limit_handshakes;
+  }
+  const TlsConfig& tls = listener.config.tls;
+  tls::Handshake handshake =
+      co_await tls::accept(client, tls.context, Deadline(tls.handshake_timeout));
+  if (!handshake) {
+    if (handshake.error == timed_out()) co_return CloseReason::timeout_tls;
+    session.detail = handshake.detail;
+    co_return reason_for(handshake.error, CloseReason::timeout_tls);
+  }
+  session.tls = std::make_unique<tls::SessionInfo>(std::move(handshake.info));
+  co_return std::nullopt;
+}
+
 // Its own coroutine, so that the session's frame — which every idle
 // connection holds — does not carry a write's state for this rare case.
 Task<> send_limit_message(Connection& client, const ListenerRuntime& listener) {
@@ -227,6 +277,7 @@ Task<> serve_session(Connection client, std::shared_ptr<const ListenerRuntime> l
     refused = co_await accept_proxy_header(client, l, session);
   }
   if (!refused) refused = check_client(client, l, session, admission);
+  if (!refused && l.config.tls.context) refused = co_await accept_tls(client, l, session);
 
   CloseReason reason;
   if (refused) {
@@ -238,6 +289,7 @@ Task<> serve_session(Connection client, std::shared_ptr<const ListenerRuntime> l
     if (l.config.min_rate > 0) client.set_minimum_rate(l.config.min_rate, l.config.min_rate_grace);
     log_connected(client, session, l);
     reason = refine(co_await l.service->serve(client, l.config.options), client);
+    if (reason == CloseReason::tls_error) session.detail = tls::failure_detail(client);
   }
   // The peer's address costs a system call on io_uring (multishot accept
   // does not report it): it is asked for only when used, and the record
@@ -248,7 +300,7 @@ Task<> serve_session(Connection client, std::shared_ptr<const ListenerRuntime> l
   // refused connection is closed at once: lingering would hold descriptors
   // that no limit counts, for clients the limits turned away.
   client.close(refused ? Connection::Linger::never : Connection::Linger::if_input_left);
-  record(client, session, l, reason);
+  record(client, session, l, reason, refused.has_value());
 }
 
 }  // namespace salam::daemon

@@ -1,7 +1,7 @@
 // A session: one connection's way through the daemon.
 //
 //   budget (max-connections) → PROXY header → access list → client limits
-//     → "connected" → service → close → access record
+//     → TLS handshake → "connected" → service → close → access record
 //
 // A connection refused at a step never reaches the next, and every
 // connection ends with exactly one access record and one close reason —
@@ -22,6 +22,7 @@
 
 #include "close_reason.hpp"
 #include "config.hpp"
+#include "rate_limit.hpp"
 #include "services/service.hpp"
 
 namespace salam::daemon {
@@ -58,6 +59,7 @@ struct ListenerRuntime {
   std::shared_ptr<ClientLimits> limits;  // null: no per-client limits
   std::string limit_message;             // sent before closing a client refused by a limit
   std::shared_ptr<ListenerStats> stats;
+  std::shared_ptr<RateLimit> handshakes;  // null: no limit on TLS handshakes
   bool is_unix = false;
   bool log_connections = true;
 

@@ -119,6 +119,7 @@ void set_access_fd(int fd) noexcept;
 void append_json_field(fmt::memory_buffer& out, std::string_view key, std::string_view value);
 void append_json_field(fmt::memory_buffer& out, std::string_view key, std::uint64_t value);
 void append_json_field(fmt::memory_buffer& out, std::string_view key, double value);
+void append_json_flag(fmt::memory_buffer& out, std::string_view key, bool value);
 
 // Writes what this thread has buffered. Loops call it once per turn.
 void flush_thread_buffer() noexcept;

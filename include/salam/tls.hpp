@@ -70,7 +70,7 @@ struct ServerSettings {
   std::vector<CertificateSource> certificates;
   Version min_version = Version::tls1_2;
   std::string ciphers;            // TLS 1.2 cipher list (OpenSSL syntax); empty: ECDHE with AEADs
-  std::string ciphersuites;       // TLS 1.3; empty: the library's
+  std::string ciphersuites;       // TLS 1.3; empty: AES-128-GCM, ChaCha20, AES-256-GCM
   std::string groups;             // key exchange groups; empty: X25519:P-256:P-384
   std::vector<std::string> alpn;  // in order of preference; empty: no ALPN
   SniMode sni = SniMode::default_certificate;

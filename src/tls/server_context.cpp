@@ -33,6 +33,9 @@ constexpr const char* kDefaultCiphers =
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 constexpr const char* kDefaultGroups = "X25519:P-256:P-384";
+// AES-128 first: as strong as a 128-bit key exchange, and faster in bulk.
+constexpr const char* kDefaultCiphersuites =
+    "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384";
 
 int refuse_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) {
   return -1;
@@ -337,10 +340,9 @@ SslCtxPtr make_context(const ServerSettings& settings, ServerContext::Impl& impl
   SSL_CTX_set_num_tickets(c, 1);
   const std::string& ciphers = settings.ciphers.empty() ? kDefaultCiphers : settings.ciphers;
   set_or_throw(SSL_CTX_set_cipher_list(c, ciphers.c_str()), "TLS 1.2 cipher list", ciphers);
-  if (!settings.ciphersuites.empty()) {
-    set_or_throw(SSL_CTX_set_ciphersuites(c, settings.ciphersuites.c_str()), "TLS 1.3 ciphersuites",
-                 settings.ciphersuites);
-  }
+  const std::string& suites =
+      settings.ciphersuites.empty() ? kDefaultCiphersuites : settings.ciphersuites;
+  set_or_throw(SSL_CTX_set_ciphersuites(c, suites.c_str()), "TLS 1.3 ciphersuites", suites);
   const std::string& groups = settings.groups.empty() ? kDefaultGroups : settings.groups;
   set_or_throw(SSL_CTX_set1_groups_list(c, groups.c_str()), "TLS groups", groups);
   SSL_CTX_set_tlsext_ticket_key_evp_cb(c, &TicketKeys::callback);

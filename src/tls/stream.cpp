@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 #include <salam/detail/contract.hpp>
 
@@ -171,6 +172,10 @@ Stream::Status Stream::settle_after(int result) {
     failure_ = "the peer closed the connection during the handshake";
   } else if (error == SSL_ERROR_SYSCALL) {
     failure_ = "TLS failure (out of memory)";
+  } else if (ERR_GET_REASON(queued) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+    // Which check failed says more: "certificate revoked", "unable to get
+    // local issuer certificate", ...
+    failure_ = X509_verify_cert_error_string(SSL_get_verify_result(ssl_.get()));
   } else {
     failure_ = reason_of(queued);
   }
