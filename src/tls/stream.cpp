@@ -66,8 +66,7 @@ Stream::Stream(SslPtr ssl, bool server) : ssl_(std::move(ssl)) {
   BIO* bio = BIO_new(BioAccess::method());
   if (bio == nullptr) throw std::bad_alloc();
   BIO_set_data(bio, this);
-  BIO_up_ref(bio);
-  SSL_set_bio(ssl_.get(), bio, bio);  // takes both references
+  SSL_set_bio(ssl_.get(), bio, bio);  // one BIO both ways: takes its one reference
   SSL_set_app_data(ssl_.get(), this);
   SSL_set_msg_callback(ssl_.get(), &Stream::on_message);
   if (server) {

@@ -480,6 +480,53 @@ class TlsTest(unittest.TestCase):
             held.close()
             server.close()
 
+    def test_key_update_flood_ends_the_connection(self):
+        with start("auto", "--service", "echo") as server:
+            port = port_of(server)
+            # s_client sends a KeyUpdate for each line "k"; a few in a row
+            # are fine, a flood is not.
+            client = subprocess.Popen(
+                ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile",
+                 path("ca.pem"), "-servername", "alpha.test", "-tls1_3"], bufsize=0,
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                for _ in range(3):
+                    client.stdin.write(b"k\n")
+                    client.stdin.flush()
+                    time.sleep(0.05)
+                time.sleep(0.5)
+                self.assertNotIn("KeyUpdate", server.log())
+                for _ in range(20):
+                    try:
+                        client.stdin.write(b"k\n")
+                        client.stdin.flush()
+                    except BrokenPipeError:  # the server has closed: s_client is gone
+                        break
+                    time.sleep(0.02)
+                server.wait_for_log(r"closed: tls_error \(too many KeyUpdate messages\)")
+            finally:
+                client.kill()
+                client.wait()
+                try:
+                    client.stdin.close()
+                except BrokenPipeError:
+                    pass
+            with tls_connect(port) as s:  # the server serves on
+                s.sendall(b"hi")
+                self.assertEqual(s.recv(10), b"hi")
+            server.close()
+
+    def test_limits_refuse_before_the_handshake(self):
+        with start("auto", "--max-connections-per-client", "1", "--service", "echo") as server:
+            port = port_of(server)
+            held = tls_connect(port)
+            with self.assertRaises((ssl.SSLError, ConnectionError)):
+                tls_connect(port).close()
+            line = server.wait_for_log(r"closed: limit_conns.*").group(0)
+            self.assertNotIn("TLS", line)  # no handshake was run for it
+            held.close()
+            server.close()
+
     def test_check_config_names_the_broken_file(self):
         cases = [
             (["--tls-cert", path("alpha.pem")], r"cannot read the private key"),
