@@ -45,6 +45,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (invocation.check_only) {
+    for (const auto& listener : config.listeners) {
+      if (!listener.tls.context) continue;
+      for (const auto& warning : listener.tls.context->warnings()) {
+        std::cout << "salam: warning: " << warning << "\n";
+      }
+    }
     std::cout << "salam: " << salam::printable(config.config_file, 256)
               << ": configuration is valid (" << config.listeners.size() << " listener(s))\n";
     return 0;
