@@ -186,6 +186,74 @@ TEST_F(ConfigFile, PolicyMistakesAreCaught) {
   }
 }
 
+TEST_F(ConfigFile, ReadsTheTlsKeys) {
+  // The keys only: the files they name are read by finish(), which the
+  // integration tests exercise with real certificates.
+  DaemonConfig config;
+  apply_config_file(config, write(R"(
+tls-handshake-rate = 200
+
+[[listen]]
+address = "127.0.0.1:443"
+tls-cert = ["a.pem", "b.pem"]
+tls-key = ["a.key", "b.key"]
+tls-min-version = "1.3"
+tls-alpn = ["h2", "http/1.1"]
+tls-sni = "strict"
+tls-handshake-timeout = "3s"
+tls-client-verify = "optional"
+tls-client-ca = "ca.pem"
+tls-crl = "crl.pem"
+tls-verify-depth = 2
+tls-ciphersuites = "TLS_AES_128_GCM_SHA256"
+
+[[listen]]
+address = "127.0.0.1:444"
+tls-cert = "c.pem"
+tls-alpn = "h2, http/1.1"
+)"));
+  EXPECT_EQ(config.tls_handshake_rate, 200);
+  const TlsConfig& first = config.listeners.at(0).tls;
+  EXPECT_EQ(first.cert_files, (std::vector<std::string>{"a.pem", "b.pem"}));
+  EXPECT_EQ(first.key_files, (std::vector<std::string>{"a.key", "b.key"}));
+  EXPECT_EQ(first.min_version, tls::Version::tls1_3);
+  EXPECT_EQ(first.alpn, (std::vector<std::string>{"h2", "http/1.1"}));
+  EXPECT_EQ(first.sni, tls::SniMode::strict);
+  EXPECT_EQ(first.handshake_timeout, Duration(3s));
+  EXPECT_EQ(first.client_verify, tls::ClientVerify::optional);
+  EXPECT_EQ(first.client_ca_file, "ca.pem");
+  EXPECT_EQ(first.crl_file, "crl.pem");
+  EXPECT_EQ(first.verify_depth, 2);
+  EXPECT_EQ(first.ciphersuites, "TLS_AES_128_GCM_SHA256");
+  const TlsConfig& second = config.listeners.at(1).tls;
+  EXPECT_EQ(second.cert_files, (std::vector<std::string>{"c.pem"}));
+  EXPECT_EQ(second.alpn, (std::vector<std::string>{"h2", "http/1.1"}));
+}
+
+TEST_F(ConfigFile, TlsMistakesAreCaught) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"[[listen]]\naddress = \"127.0.0.1:1\"\ntls-min-version = \"1.0\"\n", "1.2 or 1.3"},
+      {"[[listen]]\naddress = \"127.0.0.1:1\"\ntls-sni = \"loose\"\n", "default or strict"},
+      {"[[listen]]\naddress = \"127.0.0.1:1\"\ntls-verify-depth = 40\n", "between 1 and 16"},
+      {"[[listen]]\naddress = \"127.0.0.1:1\"\ntls-client-verify = \"maybe\"\n",
+       "none, optional or required"},
+      {"[[listen]]\naddress = \"127.0.0.1:1\"\ntls-certificate = \"a.pem\"\n",
+       "unknown key 'tls-certificate'"},
+      {"[[listen]]\naddress = \"127.0.0.1:1\"\ntls-key = \"a.key\"\n", "without a certificate"},
+      {"tls-handshake-rate = -3\n", "TLS handshake rate"},
+  };
+  for (const auto& [text, expected] : cases) {
+    Overrides overrides;
+    overrides.config_file = write(text);
+    try {
+      load_configuration(overrides);
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST_F(ConfigFile, ErrorsNameTheFileAndLine) {
   DaemonConfig config;
   try {
