@@ -283,7 +283,10 @@ Task<> serve_session(Connection client, std::shared_ptr<const ListenerRuntime> l
   if (refused) {
     reason = *refused;
     const bool by_limit = reason == CloseReason::limit_conns || reason == CloseReason::limit_rate;
-    if (by_limit && !l.limit_message.empty()) co_await send_limit_message(client, l);
+    // Not on a TLS listener: before a handshake, a client expects none of it.
+    if (by_limit && !l.limit_message.empty() && !l.config.tls.context) {
+      co_await send_limit_message(client, l);
+    }
   } else {
     if (l.config.max_lifetime > Duration::zero()) client.set_lifetime(l.config.max_lifetime);
     if (l.config.min_rate > 0) client.set_minimum_rate(l.config.min_rate, l.config.min_rate_grace);

@@ -517,11 +517,14 @@ class TlsTest(unittest.TestCase):
             server.close()
 
     def test_limits_refuse_before_the_handshake(self):
-        with start("auto", "--max-connections-per-client", "1", "--service", "echo") as server:
+        with start("auto", "--max-connections-per-client", "1", "--service", "echo",
+                   "--limit-message", "busy") as server:
             port = port_of(server)
             held = tls_connect(port)
             with self.assertRaises((ssl.SSLError, ConnectionError)):
                 tls_connect(port).close()
+            # No plaintext limit message where a handshake is expected.
+            self.assertEqual(raw_exchange(port, b"", then_close=False), b"")
             line = server.wait_for_log(r"closed: limit_conns.*").group(0)
             self.assertNotIn("TLS", line)  # no handshake was run for it
             held.close()
