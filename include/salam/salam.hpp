@@ -17,3 +17,4 @@
 #include <salam/socket.hpp>
 #include <salam/task.hpp>
 #include <salam/time.hpp>
+#include <salam/tls.hpp>
