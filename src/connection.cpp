@@ -198,8 +198,9 @@ void Connection::close_now() noexcept {
   if (observer_ != nullptr) std::exchange(observer_, nullptr)->connection_closed();
 }
 
-int Connection::refusal(const detail::Operation& op) const noexcept {
+int Connection::refusal(const detail::Operation& op, bool layered_busy, bool raw) const noexcept {
   if (!is_open()) return ENOTCONN;
+  if (layer_ && !raw) return layered_busy ? EBUSY : 0;
   if (op.in_flight) return EBUSY;
   return 0;
 }
@@ -241,7 +242,7 @@ InputBuffer Connection::take_unread(std::size_t max_bytes) {
 }
 
 bool Connection::ReadAwaiter::await_ready() noexcept {
-  refused_ = connection_->refusal(connection_->reader_);
+  refused_ = connection_->refusal(connection_->reader_, connection_->layered_reading_, raw_);
   if (refused_ != 0) return true;
   if (raw_) return false;  // a layer's read: handed-back bytes are the handler's
   if ((from_unread_ = connection_->has_unread())) return true;
@@ -252,6 +253,7 @@ bool Connection::ReadAwaiter::await_ready() noexcept {
       refused_ = ENOMEM;
       return true;
     }
+    connection_->layered_reading_ = true;
   }
   return false;
 }
@@ -269,7 +271,10 @@ bool Connection::ReadAwaiter::await_suspend(std::coroutine_handle<> handle) noex
 
 Result<InputBuffer> Connection::ReadAwaiter::await_resume() noexcept {
   if (refused_ != 0) return errno_code(refused_);
-  if (layered_.valid()) return finish_layered(layered_);
+  if (layered_.valid()) {
+    connection_->layered_reading_ = false;
+    return finish_layered(layered_);
+  }
   // Handed-back bytes were counted in bytes_in when first read.
   if (from_unread_) return connection_->take_unread(max_bytes_);
   const detail::Operation& op = connection_->reader_;
@@ -303,7 +308,7 @@ Connection::ReadSomeAwaiter Connection::read_some(std::span<std::byte> into,
 }
 
 bool Connection::ReadSomeAwaiter::await_ready() noexcept {
-  refused_ = connection_->refusal(connection_->reader_);
+  refused_ = connection_->refusal(connection_->reader_, connection_->layered_reading_, false);
   if (refused_ != 0) return true;
   if ((from_unread_ = connection_->has_unread())) return true;
   if (connection_->layer_) {
@@ -313,6 +318,7 @@ bool Connection::ReadSomeAwaiter::await_ready() noexcept {
       refused_ = ENOMEM;
       return true;
     }
+    connection_->layered_reading_ = true;
   }
   return false;
 }
@@ -331,7 +337,10 @@ bool Connection::ReadSomeAwaiter::await_suspend(std::coroutine_handle<> handle) 
 
 Result<std::size_t> Connection::ReadSomeAwaiter::await_resume() noexcept {
   if (refused_ != 0) return errno_code(refused_);
-  if (layered_.valid()) return finish_layered(layered_);
+  if (layered_.valid()) {
+    connection_->layered_reading_ = false;
+    return finish_layered(layered_);
+  }
   if (from_unread_) {
     InputBuffer input = connection_->take_unread(into_.size());
     std::copy_n(input.bytes().data(), input.size(), into_.data());
@@ -358,7 +367,8 @@ Connection::WriteAllAwaiter Connection::write_all(std::string_view text,
 
 bool Connection::WriteAllAwaiter::await_ready() noexcept {
   if (left_ == 0) return true;
-  if (int refused = connection_->refusal(connection_->writer_); refused != 0) {
+  if (int refused = connection_->refusal(connection_->writer_, connection_->layered_writing_, raw_);
+      refused != 0) {
     error_ = errno_code(refused);
     return true;
   }
@@ -369,6 +379,7 @@ bool Connection::WriteAllAwaiter::await_ready() noexcept {
       error_ = errno_code(ENOMEM);
       return true;
     }
+    connection_->layered_writing_ = true;
   }
   return false;
 }
@@ -423,7 +434,10 @@ bool Connection::WriteAllAwaiter::consume() noexcept {
 }
 
 std::error_code Connection::WriteAllAwaiter::await_resume() noexcept {
-  if (layered_.valid()) return finish_layered(layered_);
+  if (layered_.valid()) {
+    connection_->layered_writing_ = false;
+    return finish_layered(layered_);
+  }
   return error_;
 }
 

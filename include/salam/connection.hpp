@@ -154,8 +154,10 @@ class Connection {
   // Records a finished read: its result and whether input is left.
   void note_read(const detail::Operation& op, std::size_t requested) noexcept;
   // The error an operation that cannot start gets, or 0: the socket is
-  // closed (ENOTCONN) or `op` is in flight already (EBUSY).
-  int refusal(const detail::Operation& op) const noexcept;
+  // closed (ENOTCONN) or one of its kind is in flight already (EBUSY): `op`,
+  // or on a layered connection a handler's operation through the layer
+  // (`layered_busy`), whatever the layer's own operations (`raw`) are doing.
+  int refusal(const detail::Operation& op, bool layered_busy, bool raw) const noexcept;
   // Closes the socket now, without lingering.
   void close_now() noexcept;
 
@@ -172,6 +174,8 @@ class Connection {
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
   Input input_ = Input::unknown;
+  bool layered_reading_ = false;  // a handler's read through the layer is in flight
+  bool layered_writing_ = false;  // likewise a write
   std::unique_ptr<std::vector<std::byte>> unread_;  // rare: a pointer, not a vector
   std::unique_ptr<Caps> caps_;                      // likewise
   std::unique_ptr<detail::Layer> layer_;            // TLS, when installed

@@ -125,11 +125,16 @@ Task<Result<std::size_t>> TlsLayer::fill(Connection& connection, std::span<std::
   for (;;) {
     std::size_t count = 0;
     const Stream::Status status = stream_->read(into, count);
-    // What reading produced (a KeyUpdate's answer, an alert) goes out now,
-    // unless a write is flushing already and will take it.
-    if (stream_->has_output() && !flushing_) {
-      if (auto error = co_await flush(connection, deadline); error && status == Stream::Status::ok)
+    // What the stream has to send (the session ticket after a handshake, a
+    // KeyUpdate's answer, an alert) goes out before waiting for input —
+    // unless a write is flushing already and will take it. A read that
+    // returns bytes leaves it for the handler's next write, which sends it
+    // in the same system call (a greeting's ticket and reply go together).
+    if (status != Stream::Status::ok && stream_->has_output() && !flushing_) {
+      if (auto error = co_await flush(connection, deadline);
+          error && status == Stream::Status::want_read) {
         co_return error;
+      }
     }
     switch (status) {
       case Stream::Status::ok:
@@ -149,6 +154,9 @@ Task<Handshake> TlsLayer::handshake(Connection& connection, Deadline deadline) {
   Handshake outcome;
   for (;;) {
     const Stream::Status status = stream_->handshake();
+    // Done: what is left to send (a server's session ticket) goes with the
+    // first write, or before the first wait for input (see fill()).
+    if (status == Stream::Status::ok) co_return outcome;
     if (stream_->has_output()) {
       // An alert after a failure goes out too, if the peer still listens.
       if (auto error = co_await flush(connection, deadline);
@@ -157,7 +165,6 @@ Task<Handshake> TlsLayer::handshake(Connection& connection, Deadline deadline) {
         co_return outcome;
       }
     }
-    if (status == Stream::Status::ok) co_return outcome;
     if (status != Stream::Status::want_read) {
       outcome.error = tls_failure();
       outcome.detail = stream_->failed() ? stream_->failure()

@@ -9,6 +9,7 @@
 
 #include <salam/connection.hpp>
 #include <salam/loop.hpp>
+#include <salam/scope.hpp>
 #include <salam/tls.hpp>
 
 #include "../support/backends.hpp"
@@ -238,6 +239,63 @@ TEST_P(TlsTest, ResumesOnlyUnderTheSameCertificateNameAndVerification) {
       run_exchange(loop, strict, "alpha.test", nullptr, client_context(true));
   ASSERT_TRUE(with_certificate.server) << with_certificate.server.detail;
   EXPECT_NE(with_certificate.server.info.peer_subject.find("CN=client one"), std::string::npos);
+}
+
+// One task reads while another writes, as on a plain connection: the
+// layer's own sends (the ticket, after the handshake) never make a
+// handler's write fail as busy.
+Task<> read_until_end(Connection& connection, std::size_t& received) {
+  for (;;) {
+    auto input = co_await connection.read(64 * 1024, Deadline(5s));
+    if (!input || input->empty()) break;
+    received += input->size();
+  }
+}
+
+Task<> write_blocks(Connection& connection, std::error_code& error) {
+  const std::vector<std::byte> block(100 * 1000, std::byte{'x'});
+  for (int i = 0; i < 3 && !error; ++i)
+    error = co_await connection.write_all(block, Deadline(5s));
+  connection.close();
+}
+
+Task<> serve_both_ways(Connection& connection, std::shared_ptr<const tls::ServerContext> context,
+                       std::error_code& error, std::size_t& received) {
+  const tls::Handshake handshake =
+      co_await tls::accept(connection, std::move(context), Deadline(5s));
+  if (!handshake) {
+    error = handshake.error;
+    co_return;
+  }
+  TaskScope both;
+  both.spawn(read_until_end(connection, received));
+  both.spawn(write_blocks(connection, error));
+  co_await both.join();
+}
+
+Task<> client_both_ways(Connection& connection, std::size_t& received) {
+  if (!co_await tls::connect(connection, client_context(), "alpha.test", Deadline(5s))) co_return;
+  (void)co_await connection.write_all("some input", Deadline(5s));
+  for (;;) {
+    auto input = co_await connection.read(64 * 1024, Deadline(5s));
+    if (!input || input->empty()) break;
+    received += input->size();
+  }
+  connection.close();
+}
+
+TEST_P(TlsTest, OneTaskReadsWhileAnotherWrites) {
+  Loop loop(options());
+  Ends ends = connected_ends(loop);
+  std::error_code error;
+  std::size_t server_received = 0;
+  std::size_t client_received = 0;
+  loop.spawn(serve_both_ways(ends.server, tls::ServerContext::create(two_hosts()), error,
+                             server_received));
+  loop.run(client_both_ways(ends.client, client_received));
+  EXPECT_FALSE(error) << error.message();
+  EXPECT_EQ(client_received, 300u * 1000);
+  EXPECT_EQ(server_received, 10u);
 }
 
 TEST_P(TlsTest, PlaintextToATlsPeerFailsWithAReason) {
