@@ -44,12 +44,22 @@ class TlsLayer final : public salam::detail::Layer {
 
   Task<Handshake> handshake(Connection& connection, Deadline deadline);
 
+  // The plaintext goes into memory of its own, taken only once the stream
+  // has something to decrypt: a connection waiting for input holds none.
   Task<Result<InputBuffer>> read(Connection& connection, std::size_t max_bytes,
                                  Deadline deadline) override {
-    auto bytes = std::make_unique_for_overwrite<std::byte[]>(std::min(max_bytes, kRecord));
-    auto count = co_await fill(connection, {bytes.get(), std::min(max_bytes, kRecord)}, deadline);
-    if (!count) co_return count.error();
-    co_return InputBuffer(std::move(bytes), *count);
+    const std::size_t room = std::min(max_bytes, kRecord);
+    for (;;) {
+      Stream::Status status = Stream::Status::want_read;
+      if (stream_->readable()) {
+        auto bytes = std::make_unique_for_overwrite<std::byte[]>(room);
+        std::size_t count = 0;
+        status = stream_->read({bytes.get(), room}, count);
+        if (status == Stream::Status::ok) co_return InputBuffer(std::move(bytes), count);
+      }
+      if (status == Stream::Status::closed) co_return InputBuffer();
+      if (auto error = co_await await_more(connection, status, deadline)) co_return error;
+    }
   }
 
   Task<Result<std::size_t>> read_some(Connection& connection, std::span<std::byte> into,
@@ -81,6 +91,8 @@ class TlsLayer final : public salam::detail::Layer {
  private:
   Task<Result<std::size_t>> fill(Connection& connection, std::span<std::byte> into,
                                  Deadline deadline);
+  Task<std::error_code> await_more(Connection& connection, Stream::Status status,
+                                   Deadline deadline);
   Task<std::error_code> flush(Connection& connection, Deadline deadline);
   // Reads ciphertext into the stream; an error, or none.
   Task<std::error_code> receive(Connection& connection, Deadline deadline);
@@ -125,29 +137,27 @@ Task<Result<std::size_t>> TlsLayer::fill(Connection& connection, std::span<std::
   for (;;) {
     std::size_t count = 0;
     const Stream::Status status = stream_->read(into, count);
-    // What the stream has to send (the session ticket after a handshake, a
-    // KeyUpdate's answer, an alert) goes out before waiting for input —
-    // unless a write is flushing already and will take it. A read that
-    // returns bytes leaves it for the handler's next write, which sends it
-    // in the same system call (a greeting's ticket and reply go together).
-    if (status != Stream::Status::ok && stream_->has_output() && !flushing_) {
-      if (auto error = co_await flush(connection, deadline);
-          error && status == Stream::Status::want_read) {
-        co_return error;
-      }
-    }
-    switch (status) {
-      case Stream::Status::ok:
-        co_return count;
-      case Stream::Status::closed:
-        co_return std::size_t{0};
-      case Stream::Status::failed:
-        co_return tls_failure();
-      case Stream::Status::want_read:
-        break;
-    }
-    if (auto error = co_await receive(connection, deadline)) co_return error;
+    if (status == Stream::Status::ok) co_return count;
+    if (status == Stream::Status::closed) co_return std::size_t{0};
+    if (auto error = co_await await_more(connection, status, deadline)) co_return error;
   }
+}
+
+// After a read that gave no bytes: what the stream has to send (the
+// session ticket after a handshake, a KeyUpdate's answer, an alert) goes
+// out — unless a write is flushing already and will take it — and then,
+// if the stream wants input, the socket is read. A read that returns bytes
+// leaves what is to send for the handler's next write, which sends it in
+// the same system call (a greeting's ticket and reply go together).
+// Returns the error that ends the read, or none to try again.
+Task<std::error_code> TlsLayer::await_more(Connection& connection, Stream::Status status,
+                                           Deadline deadline) {
+  if (stream_->has_output() && !flushing_) {
+    const std::error_code error = co_await flush(connection, deadline);
+    if (error && status == Stream::Status::want_read) co_return error;
+  }
+  if (status == Stream::Status::failed) co_return tls_failure();
+  co_return co_await receive(connection, deadline);
 }
 
 Task<Handshake> TlsLayer::handshake(Connection& connection, Deadline deadline) {
@@ -248,7 +258,17 @@ Task<Handshake> connect(Connection& connection, std::shared_ptr<const ClientCont
 
 std::shared_ptr<const SavedSession> saved_session(Connection& connection) {
   TlsLayer* layer = layer_of(connection);
-  return layer != nullptr ? layer->stream().saved : nullptr;
+  if (layer == nullptr) return nullptr;
+  if (layer->stream().saved) return layer->stream().saved;
+  // TLS 1.2 renews a resumed session's ticket in place, without a new
+  // session to report: the connection's own session is the one to keep.
+  SSL* ssl = layer->stream().ssl();
+  SSL_SESSION* current = SSL_get0_session(ssl);
+  if (SSL_version(ssl) == TLS1_2_VERSION && current != nullptr &&
+      SSL_SESSION_is_resumable(current) == 1) {
+    return std::make_shared<const SavedSession>(SSL_get1_session(ssl));
+  }
+  return nullptr;
 }
 
 std::string_view failure_detail(Connection& connection) noexcept {

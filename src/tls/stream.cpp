@@ -90,6 +90,11 @@ bool Stream::has_input() const noexcept {
   return pending_used_ < pending_.size() || input_used_ < input_.size();
 }
 
+bool Stream::readable() const noexcept {
+  return has_input() || input_ended_ || failed_ || SSL_pending(ssl_.get()) > 0 ||
+         (SSL_get_shutdown(ssl_.get()) & SSL_RECEIVED_SHUTDOWN) != 0;
+}
+
 int Stream::bio_read(char* out, int size) noexcept {
   const auto wanted = static_cast<std::size_t>(size);
   std::size_t count = 0;

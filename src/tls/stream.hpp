@@ -48,6 +48,9 @@ class Stream {
   // The peer closed its side: no more input.
   void end_input() noexcept { input_ended_ = true; }
   bool has_input() const noexcept;
+  // Whether read() could return anything but want_read: input, decrypted
+  // bytes, the end of input, or a failure or close_notify to report.
+  bool readable() const noexcept;
 
   Status handshake();
   // Decrypts into `into` (as many records as are whole and fit); `count`
