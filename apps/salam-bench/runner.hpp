@@ -31,7 +31,8 @@ struct RunResult {
   std::uint64_t most_held = 0;
 };
 
-// Throws std::runtime_error if a client thread cannot start its loop.
+// Throws std::runtime_error if a client thread cannot start its loop, or
+// if the TLS settings cannot be used (tls::Error, an unreadable CA file).
 RunResult run(const Options& options);
 
 }  // namespace salam::bench

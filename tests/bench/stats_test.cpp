@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <salam/result.hpp>
+#include <salam/tls.hpp>
 
 namespace salam::bench {
 namespace {
@@ -24,6 +25,8 @@ TEST(Classify, MapsErrnoToTheReportedKinds) {
   EXPECT_EQ(classify(errno_code(EMFILE)), ErrorKind::other);
   EXPECT_EQ(classify(cancelled()), ErrorKind::other);
   EXPECT_EQ(classify(std::make_error_code(std::io_errc::stream)), ErrorKind::other);
+  EXPECT_EQ(classify(tls::tls_failure()), ErrorKind::tls);
+  EXPECT_EQ(classify(end_of_file()), ErrorKind::other);
 }
 
 TEST(ErrorKind, NamesMatchTheReport) {
@@ -31,7 +34,42 @@ TEST(ErrorKind, NamesMatchTheReport) {
   EXPECT_EQ(to_string(ErrorKind::reset), "reset");
   EXPECT_EQ(to_string(ErrorKind::timeout), "timeout");
   EXPECT_EQ(to_string(ErrorKind::wrong_reply), "wrong_reply");
+  EXPECT_EQ(to_string(ErrorKind::tls), "tls");
   EXPECT_EQ(to_string(ErrorKind::other), "other");
+}
+
+TEST(Stats, TlsFailuresKeepTheFirstReason) {
+  Stats stats;
+  stats.record_error(tls::tls_failure(), "wrong version number");
+  stats.record_error(tls::tls_failure(), "certificate verify failed");
+  stats.record_error(tls::tls_failure());
+  EXPECT_EQ(stats.errors_of(ErrorKind::tls), 3u);
+  EXPECT_EQ(stats.tls.first_failure, "wrong version number");
+  // Not an errno: nothing for strerror() to name.
+  stats.record_error(end_of_file());
+  EXPECT_EQ(stats.first_other_errno, 0);
+}
+
+TEST(Stats, HandshakesAreCountedFullResumedAndOffered) {
+  Stats a;
+  Stats b;
+  a.record_handshake(false, false, "TLSv1.3", "TLS_AES_128_GCM_SHA256", 900us);
+  a.record_handshake(true, true, "TLSv1.3", "TLS_AES_128_GCM_SHA256", 300us);
+  b.record_handshake(false, true, "TLSv1.3", "TLS_AES_128_GCM_SHA256", 800us);  // refused
+  b.record_handshake(true, true, "TLSv1.3", "TLS_AES_128_GCM_SHA256", 200us);
+  a.merge(b);
+  EXPECT_EQ(a.tls.full, 2u);
+  EXPECT_EQ(a.tls.resumed, 2u);
+  EXPECT_EQ(a.tls.offered, 3u);
+  EXPECT_EQ(a.tls.handshakes(), 4u);
+  EXPECT_EQ(a.tls.version, "TLSv1.3");
+  EXPECT_EQ(a.tls.handshake_us.count(), 4u);
+  EXPECT_EQ(a.tls.handshake_us.max(), 900u);
+  EXPECT_EQ(a.successes, 0u) << "a handshake is not an operation";
+  const Summary summary = summarize(a, 1s);
+  EXPECT_EQ(summary.tls.handshakes, 4u);
+  EXPECT_EQ(summary.tls.offered, 3u);
+  EXPECT_EQ(summary.tls.max, 900u);
 }
 
 TEST(Stats, OperationsAreSuccessesPlusErrors) {
