@@ -169,6 +169,9 @@ Options parse_options(int argc, char** argv) {
   app.add_option("--server-pid", options.server_pid,
                  "report this process's CPU time per operation (and memory, for hold)")
       ->check(CLI::Range(1, 1 << 30));
+  app.add_option("--upstream-pid", options.upstream_pid,
+                 "also report this process's CPU time per operation, apart (a proxy's upstream)")
+      ->check(CLI::Range(1, 1 << 30));
   app.add_option("--backend", backend, "the client's event loop: auto, io_uring or epoll")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "io_uring", "epoll"}));

@@ -56,6 +56,10 @@ struct Options {
   // hold: connections opened per second (0: all at once).
   unsigned connect_rate = 20000;
   BackendKind backend = BackendKind::automatic;
+  // Another process to charge apart (a proxy's upstream, which does part
+  // of the work the server is asked for): its CPU per operation.
+  int upstream_pid = 0;
+
   // TLS, through libsalam's tls::connect: every workload then runs over
   // it, and `handshake` measures the handshakes themselves.
   bool tls = false;

@@ -143,6 +143,10 @@ std::string format_text(const Options& options, const RunResult& run, const Summ
     out += fmt::format("server CPU   {:.1f} µs per operation ({:.2f} s in all)\n",
                        *summary.server_cpu_us_per_operation, *summary.server_cpu_seconds);
   }
+  if (summary.upstream_cpu_us_per_operation) {
+    out += fmt::format("upstream CPU {:.1f} µs per operation ({:.2f} s in all)\n",
+                       *summary.upstream_cpu_us_per_operation, *summary.upstream_cpu_seconds);
+  }
   if (run.server_threads.size() > 1) {
     out += "server threads";
     for (const ThreadCpu& thread : run.server_threads) {
@@ -207,6 +211,8 @@ std::string format_json(const Options& options, const RunResult& run, const Summ
                      summary.sent_bits_per_second / 1e9, summary.received_bits_per_second / 1e9);
   append_optional(out, "server_cpu_s", summary.server_cpu_seconds);
   append_optional(out, "server_cpu_us_per_op", summary.server_cpu_us_per_operation);
+  append_optional(out, "upstream_cpu_s", summary.upstream_cpu_seconds);
+  append_optional(out, "upstream_cpu_us_per_op", summary.upstream_cpu_us_per_operation);
   if (!run.server_threads.empty()) {
     out += ",\"server_threads\":[";
     for (std::size_t i = 0; i < run.server_threads.size(); ++i) {

@@ -140,8 +140,10 @@ RunResult run(const Options& options) {
   }
 
   std::optional<ServerSample> before;
+  std::optional<ServerSample> upstream_before;
   if (pid != 0) before = sample_server(pid);
   if (before) result.server_rss_before_kib = before->rss_kib;
+  if (options.upstream_pid != 0) upstream_before = sample_server(options.upstream_pid);
 
   const TimePoint started = Clock::now();
   Schedule schedule;
@@ -187,6 +189,7 @@ RunResult run(const Options& options) {
     result.most_held = std::max(result.most_held, held);
     if (!sampled_start && now >= schedule.measure_start) {
       if (pid != 0) before = sample_server(pid);
+      if (options.upstream_pid != 0) upstream_before = sample_server(options.upstream_pid);
       sampled_start = true;
     }
     if (options.workload == Workload::hold && pid != 0 && !result.server_rss_held_kib) {
@@ -210,6 +213,12 @@ RunResult run(const Options& options) {
     if (before && after) {
       result.server_cpu_seconds = after->cpu_seconds - before->cpu_seconds;
       result.server_threads = thread_cpu_between(*before, *after);
+    }
+  }
+  if (options.upstream_pid != 0) {
+    const auto after = sample_server(options.upstream_pid);
+    if (upstream_before && after) {
+      result.upstream_cpu_seconds = after->cpu_seconds - upstream_before->cpu_seconds;
     }
   }
 

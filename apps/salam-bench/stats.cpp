@@ -129,8 +129,8 @@ TlsSummary summarize_tls(const TlsStats& tls) noexcept {
 
 }  // namespace
 
-Summary summarize(const Stats& stats, Duration elapsed,
-                  std::optional<double> server_cpu_seconds) noexcept {
+Summary summarize(const Stats& stats, Duration elapsed, std::optional<double> server_cpu_seconds,
+                  std::optional<double> upstream_cpu_seconds) noexcept {
   Summary summary;
   summary.operations = stats.operations();
   summary.successes = stats.successes;
@@ -167,6 +167,13 @@ Summary summarize(const Stats& stats, Duration elapsed,
     if (summary.operations > 0) {
       summary.server_cpu_us_per_operation =
           *server_cpu_seconds * 1e6 / static_cast<double>(summary.operations);
+    }
+  }
+  if (upstream_cpu_seconds) {
+    summary.upstream_cpu_seconds = *upstream_cpu_seconds;
+    if (summary.operations > 0) {
+      summary.upstream_cpu_us_per_operation =
+          *upstream_cpu_seconds * 1e6 / static_cast<double>(summary.operations);
     }
   }
   summary.tls = summarize_tls(stats.tls);

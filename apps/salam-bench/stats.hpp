@@ -140,6 +140,9 @@ struct Summary {
   // when no operation completed.
   std::optional<double> server_cpu_us_per_operation;
   std::optional<double> server_cpu_seconds;
+  // The same for --upstream-pid.
+  std::optional<double> upstream_cpu_us_per_operation;
+  std::optional<double> upstream_cpu_seconds;
   TlsSummary tls;
 };
 
@@ -147,6 +150,7 @@ inline constexpr std::array<std::uint64_t, 5> kLatencyEdgesUs = {1'000, 10'000, 
                                                                  3'000'000};
 
 Summary summarize(const Stats& stats, Duration elapsed,
-                  std::optional<double> server_cpu_seconds = std::nullopt) noexcept;
+                  std::optional<double> server_cpu_seconds = std::nullopt,
+                  std::optional<double> upstream_cpu_seconds = std::nullopt) noexcept;
 
 }  // namespace salam::bench

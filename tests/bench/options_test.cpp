@@ -59,18 +59,20 @@ TEST(Options, DefaultsAreTheArticlesProtocol) {
   EXPECT_FALSE(options.tls);
   EXPECT_FALSE(options.tls_resume);
   EXPECT_FALSE(options.tls_version);
+  EXPECT_EQ(options.upstream_pid, 0);
 }
 
 TEST(Options, ParsesTheTlsOptions) {
   const Options options =
       parse({"--tls", "--workload", "handshake", "--tls-server-name", "localhost", "--tls-ca",
-             "/dev/null", "--tls-resume", "--tls-version", "1.3"});
+             "/dev/null", "--tls-resume", "--tls-version", "1.3", "--upstream-pid", "7"});
   EXPECT_TRUE(options.tls);
   EXPECT_EQ(options.workload, Workload::handshake);
   EXPECT_EQ(options.tls_server_name, "localhost");
   EXPECT_EQ(options.tls_ca_file, "/dev/null");
   EXPECT_TRUE(options.tls_resume);
   EXPECT_EQ(options.tls_version, tls::Version::tls1_3);
+  EXPECT_EQ(options.upstream_pid, 7);
   EXPECT_EQ(parse({"--tls", "--tls-version", "1.2"}).tls_version, tls::Version::tls1_2);
 }
 

@@ -158,6 +158,17 @@ TEST(Summary, DerivesRatesAndServerCpuPerOperation) {
   ASSERT_TRUE(summary.server_cpu_us_per_operation);
   EXPECT_NEAR(*summary.server_cpu_us_per_operation, 0.5e6 / 1001, 1e-9);
   EXPECT_DOUBLE_EQ(*summary.server_cpu_seconds, 0.5);
+  EXPECT_FALSE(summary.upstream_cpu_us_per_operation) << "no --upstream-pid";
+}
+
+TEST(Summary, ChargesTheUpstreamApart) {
+  Stats stats;
+  for (int i = 0; i < 1000; ++i)
+    stats.record_success(100us);
+  const Summary summary = summarize(stats, 1s, 0.5, 0.25);
+  ASSERT_TRUE(summary.upstream_cpu_us_per_operation);
+  EXPECT_DOUBLE_EQ(*summary.upstream_cpu_us_per_operation, 250.0);
+  EXPECT_DOUBLE_EQ(*summary.server_cpu_us_per_operation, 500.0);
 }
 
 TEST(Summary, LatencyBucketsCoverEveryMagnitude) {
