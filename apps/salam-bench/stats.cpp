@@ -66,14 +66,16 @@ void Stats::record_error(std::error_code error, std::string_view tls_detail) noe
   record_error(kind);
 }
 
-void Stats::record_handshake(bool resumed, bool offered, std::string_view version,
-                             std::string_view cipher, Duration took) noexcept {
-  ++(resumed ? tls.resumed : tls.full);
-  if (offered) ++tls.offered;
+void Stats::note_negotiated(std::string_view version, std::string_view cipher) noexcept {
   if (tls.version.empty()) {
     tls.version = version;
     tls.cipher = cipher;
   }
+}
+
+void Stats::record_handshake(bool resumed, bool offered, Duration took) noexcept {
+  ++(resumed ? tls.resumed : tls.full);
+  if (offered) ++tls.offered;
   const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
   tls.handshake_us.record(static_cast<std::uint64_t>(std::max<std::int64_t>(micros, 0)));
 }

@@ -78,9 +78,11 @@ struct Stats {
   void record_error(ErrorKind kind) noexcept { ++errors[static_cast<std::size_t>(kind)]; }
   // `tls_detail`: why a TLS failure failed (static text), if it is one.
   void record_error(std::error_code error, std::string_view tls_detail = {}) noexcept;
+  // The version and cipher suite of a handshake (static text); the first
+  // are kept.
+  void note_negotiated(std::string_view version, std::string_view cipher) noexcept;
   // A handshake that succeeded; `offered`: it offered a saved session.
-  void record_handshake(bool resumed, bool offered, std::string_view version,
-                        std::string_view cipher, Duration took) noexcept;
+  void record_handshake(bool resumed, bool offered, Duration took) noexcept;
 
   std::uint64_t error_count() const noexcept;
   std::uint64_t operations() const noexcept { return successes + error_count(); }

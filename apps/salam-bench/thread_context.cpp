@@ -80,8 +80,11 @@ void ThreadContext::count_bytes(Phase phase, std::uint64_t sent, std::uint64_t r
 
 void ThreadContext::handshake_done(Phase phase, const tls::SessionInfo& info,
                                    bool offered) noexcept {
+  // What was negotiated is worth knowing even if the only handshake was
+  // in the warm-up (a persistent connection's).
+  stats_.note_negotiated(info.version, info.cipher);
   if (phase != Phase::measure) return;
-  stats_.record_handshake(info.resumed, offered, info.version, info.cipher, info.duration);
+  stats_.record_handshake(info.resumed, offered, info.duration);
 }
 
 void ThreadContext::hold_started() noexcept {

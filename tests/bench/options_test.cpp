@@ -184,13 +184,13 @@ TEST(Report, TlsCarriesHandshakesAndResumption) {
   Options options =
       parse({"--tls", "--tls-resume", "--workload", "handshake", "--concurrency", "2"});
   RunResult run;
+  run.stats.note_negotiated("TLSv1.3", "TLS_AES_128_GCM_SHA256");
   for (int i = 0; i < 10; ++i) {
     run.stats.record_success(std::chrono::microseconds(500));
     // Each of the 2 workers' first handshake has nothing to offer; then
     // every session offered is resumed.
     const bool first = i < 2;
-    run.stats.record_handshake(!first, !first, "TLSv1.3", "TLS_AES_128_GCM_SHA256",
-                               std::chrono::microseconds(first ? 400 : 200));
+    run.stats.record_handshake(!first, !first, std::chrono::microseconds(first ? 400 : 200));
   }
   run.elapsed = 1s;
   std::string json = format_json(options, run, summarize(run.stats, run.elapsed));
@@ -210,8 +210,7 @@ TEST(Report, TlsCarriesHandshakesAndResumption) {
   EXPECT_EQ(text.find("FAILED"), std::string::npos) << text;
 
   // A server that refuses every session: the report must say so.
-  run.stats.record_handshake(false, true, "TLSv1.3", "TLS_AES_128_GCM_SHA256",
-                             std::chrono::microseconds(400));
+  run.stats.record_handshake(false, true, std::chrono::microseconds(400));
   run.stats.record_success(std::chrono::microseconds(500));
   json = format_json(options, run, summarize(run.stats, run.elapsed));
   EXPECT_NE(json.find("\"resume_refused\":1"), std::string::npos) << json;
