@@ -4,7 +4,9 @@
 // A worker is a single coroutine that loops over its operations; it does
 // not call a sub-coroutine per operation, because each call would allocate
 // a frame. Buffers (the reply buffer, the payload) are allocated once per
-// worker or per thread and reused, so the steady state allocates nothing.
+// worker or per thread and reused, so the steady state allocates nothing
+// (over TLS each handshake allocates: OpenSSL's objects, tls::connect's
+// frames).
 //
 // Threading: a ThreadContext and its workers live on one client thread;
 // only `progress` is read by the main thread.
