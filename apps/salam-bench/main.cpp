@@ -37,7 +37,8 @@ int main(int argc, char** argv) try {
   const auto options = salam::bench::parse_options(argc, argv);
   raise_descriptor_limit(options.concurrency);
   const auto run = salam::bench::run(options);
-  const auto summary = salam::bench::summarize(run.stats, run.elapsed, run.server_cpu_seconds);
+  const auto summary = salam::bench::summarize(run.stats, run.elapsed, run.server_cpu_seconds,
+                                               run.upstream_cpu_seconds);
   const auto text = options.json ? salam::bench::format_json(options, run, summary)
                                  : salam::bench::format_text(options, run, summary);
   std::fputs(text.c_str(), stdout);

@@ -14,7 +14,8 @@ namespace salam::bench {
 
 namespace {
 
-constexpr std::string_view kWorkloads[] = {"greet", "banner", "echo", "discard", "hold", "burst"};
+constexpr std::string_view kWorkloads[] = {"greet", "banner", "echo",     "discard",
+                                           "hold",  "burst",  "handshake"};
 
 // CLI11 wants a callable that returns an empty string for good input.
 std::string check_duration(const std::string& text) {
@@ -23,6 +24,41 @@ std::string check_duration(const std::string& text) {
     return {};
   } catch (const std::invalid_argument& error) {
     return error.what();
+  }
+}
+
+void add_tls_options(CLI::App& app, Options& options, std::string& version) {
+  auto* tls =
+      app.add_flag("--tls", options.tls, "speak TLS to the target (every workload)")->group("TLS");
+  app.add_option("--tls-server-name", options.tls_server_name, "the name to ask for (SNI)")
+      ->group("TLS")
+      ->needs(tls);
+  app.add_option("--tls-ca", options.tls_ca_file,
+                 "verify the server against these CAs (PEM; default: no verification)")
+      ->group("TLS")
+      ->needs(tls)
+      ->check(CLI::ExistingFile);
+  app.add_flag("--tls-resume", options.tls_resume,
+               "each worker's next connection resumes the session its previous one got")
+      ->group("TLS")
+      ->needs(tls);
+  app.add_option("--tls-version", version, "1.2 or 1.3 only (default: either, 1.3 preferred)")
+      ->group("TLS")
+      ->needs(tls)
+      ->check(CLI::IsMember({"1.2", "1.3"}));
+}
+
+// What the TLS options cannot go with.
+void check_tls_options(const Options& options, std::string_view workload) {
+  if (workload == "handshake" && !options.tls) {
+    throw CLI::ValidationError("--workload handshake", "needs --tls");
+  }
+  if (options.tls && options.half_close) {
+    // Connection::shutdown_write() refuses a connection with a TLS layer:
+    // close_notify goes out only with close(), which ends reading too.
+    throw CLI::ValidationError("--half-close",
+                               "cannot go with --tls: a TLS connection cannot end its side "
+                               "(close_notify) and keep reading");
   }
 }
 
@@ -37,7 +73,8 @@ Workload parse_workload(std::string_view text) {
     if (kWorkloads[i] == text) return static_cast<Workload>(i);
   }
   throw std::invalid_argument(fmt::format(
-      "unknown workload '{}' (expected greet, banner, echo, discard, hold or burst)", text));
+      "unknown workload '{}' (expected greet, banner, echo, discard, hold, burst or handshake)",
+      text));
 }
 
 Duration parse_duration(std::string_view text) {
@@ -92,9 +129,10 @@ Options parse_options(int argc, char** argv) {
   std::string timeout = "10s";
   std::string backend = "auto";
   app.add_option("--target", target, "server address, ADDR:PORT")->capture_default_str();
-  app.add_option("--workload", workload, "greet, banner, echo, discard, hold or burst")
+  app.add_option("--workload", workload,
+                 "greet, banner, echo, discard, hold, burst or handshake (needs --tls)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"greet", "banner", "echo", "discard", "hold", "burst"}));
+      ->check(CLI::IsMember({"greet", "banner", "echo", "discard", "hold", "burst", "handshake"}));
   app.add_option("-c,--concurrency", options.concurrency,
                  "connections in flight (hold: held; burst: connecting at once)")
       ->capture_default_str()
@@ -131,10 +169,15 @@ Options parse_options(int argc, char** argv) {
   app.add_option("--server-pid", options.server_pid,
                  "report this process's CPU time per operation (and memory, for hold)")
       ->check(CLI::Range(1, 1 << 30));
+  app.add_option("--upstream-pid", options.upstream_pid,
+                 "also report this process's CPU time per operation, apart (a proxy's upstream)")
+      ->check(CLI::Range(1, 1 << 30));
   app.add_option("--backend", backend, "the client's event loop: auto, io_uring or epoll")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "io_uring", "epoll"}));
   app.add_flag("--json", options.json, "print the result as JSON on stdout");
+  std::string tls_version;
+  add_tls_options(app, options, tls_version);
 
   try {
     app.parse(argc, argv);
@@ -145,6 +188,7 @@ Options parse_options(int argc, char** argv) {
     if (options.source_addresses > 0 && !options.target.is_v4()) {
       throw CLI::ValidationError("--source-addresses", "needs an IPv4 --target");
     }
+    check_tls_options(options, workload);
   } catch (const CLI::CallForHelp&) {
     std::fputs(app.help().c_str(), stdout);
     std::exit(0);
@@ -158,6 +202,9 @@ Options parse_options(int argc, char** argv) {
   options.timeout = parse_duration(timeout);
   options.backend = parse_backend_kind(backend);
   options.progress = ::isatty(STDERR_FILENO) == 1;
+  if (!tls_version.empty()) {
+    options.tls_version = tls_version == "1.2" ? tls::Version::tls1_2 : tls::Version::tls1_3;
+  }
   return options;
 }
 

@@ -13,10 +13,11 @@
 #include <salam/address.hpp>
 #include <salam/loop.hpp>
 #include <salam/time.hpp>
+#include <salam/tls.hpp>
 
 namespace salam::bench {
 
-enum class Workload : std::uint8_t { greet, banner, echo, discard, hold, burst };
+enum class Workload : std::uint8_t { greet, banner, echo, discard, hold, burst, handshake };
 
 std::string_view to_string(Workload workload) noexcept;
 // Throws std::invalid_argument naming the accepted workloads.
@@ -55,6 +56,20 @@ struct Options {
   // hold: connections opened per second (0: all at once).
   unsigned connect_rate = 20000;
   BackendKind backend = BackendKind::automatic;
+  // Another process to charge apart (a proxy's upstream, which does part
+  // of the work the server is asked for): its CPU per operation.
+  int upstream_pid = 0;
+
+  // TLS, through libsalam's tls::connect: every workload then runs over
+  // it, and `handshake` measures the handshakes themselves.
+  bool tls = false;
+  std::string tls_server_name;  // SNI; empty: none
+  std::string tls_ca_file;      // verify the server against it; empty: no verification
+  // Each worker's next connection offers the session its previous one got.
+  bool tls_resume = false;
+  // Only this version; none: 1.2 or 1.3, 1.3 preferred.
+  std::optional<tls::Version> tls_version;
+
   bool json = false;
   // Show the progress line (on a terminal only).
   bool progress = false;

@@ -42,6 +42,62 @@ void append_optional(std::string& out, std::string_view key, const std::optional
   if (value) out += fmt::format(",\"{}\":{}", key, *value);
 }
 
+// With --tls-resume: handshakes that should have resumed and did not. The
+// server refused the session offered, or the previous connection brought
+// none; each worker's first handshake has none to offer and is not missed.
+std::uint64_t missed_resumptions(const Options& options, const TlsSummary& tls) {
+  if (!options.tls_resume) return 0;
+  const std::uint64_t refused = tls.offered - tls.resumed;
+  const std::uint64_t not_offered = tls.handshakes - tls.offered;
+  return refused + (not_offered > options.concurrency ? not_offered - options.concurrency : 0);
+}
+
+void append_tls_text(std::string& out, const Options& options, const TlsSummary& tls) {
+  out += fmt::format("tls          {} {}, server {}", tls.version.empty() ? "-" : tls.version,
+                     tls.cipher, options.tls_ca_file.empty() ? "not verified" : "verified");
+  if (!options.tls_server_name.empty()) out += fmt::format(", SNI {}", options.tls_server_name);
+  out += '\n';
+  out += fmt::format("handshakes   {}: full {}, resumed {}", tls.handshakes, tls.full, tls.resumed);
+  if (options.tls_resume) {
+    out += fmt::format(" ({} of {} sessions offered were resumed)", tls.resumed, tls.offered);
+  }
+  out += '\n';
+  out += fmt::format("handshake µs p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (mean {:.1f})\n",
+                     tls.p50, tls.p90, tls.p99, tls.p999, tls.max, tls.mean);
+  const std::uint64_t missed = missed_resumptions(options, tls);
+  if (missed > 0) {
+    out += fmt::format(
+        "resumption   FAILED for {} handshakes: {} offered sessions refused, {} handshakes had "
+        "none to offer (the connection before brought no ticket)\n",
+        missed, tls.offered - tls.resumed, tls.handshakes - tls.offered);
+  }
+}
+
+void append_tls_json(std::string& out, const Options& options, const TlsSummary& tls) {
+  out += ",\"tls\":{\"version\":";
+  append_json_string(out, tls.version);
+  out += ",\"cipher\":";
+  append_json_string(out, tls.cipher);
+  out += ",\"server_name\":";
+  append_json_string(out, options.tls_server_name);
+  out += fmt::format(",\"verified\":{},\"resume\":{}", !options.tls_ca_file.empty(),
+                     options.tls_resume);
+  out += fmt::format(
+      ",\"handshakes\":{},\"full\":{},\"resumed\":{},\"resume_offered\":{},"
+      "\"resume_refused\":{},\"no_session_offered\":{},\"resumption_missed\":{}",
+      tls.handshakes, tls.full, tls.resumed, tls.offered, tls.offered - tls.resumed,
+      tls.handshakes - tls.offered, missed_resumptions(options, tls));
+  out += fmt::format(
+      ",\"handshake_us\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"p99_9\":{},\"max\":{},"
+      "\"mean\":{:.3f}}}",
+      tls.p50, tls.p90, tls.p99, tls.p999, tls.max, tls.mean);
+  if (!tls.first_failure.empty()) {
+    out += ",\"first_failure\":";
+    append_json_string(out, tls.first_failure);
+  }
+  out += '}';
+}
+
 }  // namespace
 
 std::string format_text(const Options& options, const RunResult& run, const Summary& summary) {
@@ -55,10 +111,14 @@ std::string format_text(const Options& options, const RunResult& run, const Summ
   out += fmt::format("successes    {}\n", summary.successes);
   out += fmt::format("errors       {} (", summary.errors);
   for (std::size_t i = 0; i < kErrorKinds; ++i) {
-    out += fmt::format("{}{} {}", i == 0 ? "" : ", ", to_string(static_cast<ErrorKind>(i)),
-                       summary.errors_by_kind[i]);
+    const auto kind = static_cast<ErrorKind>(i);
+    if (kind == ErrorKind::tls && !options.tls) continue;
+    out += fmt::format("{}{} {}", i == 0 ? "" : ", ", to_string(kind), summary.errors_by_kind[i]);
   }
   out += ")\n";
+  if (!summary.tls.first_failure.empty()) {
+    out += fmt::format("             first TLS error: {}\n", summary.tls.first_failure);
+  }
   if (summary.resets_after_reply != 0) {
     out += fmt::format(
         "             {} of the resets came after the whole reply (the server closed without "
@@ -83,6 +143,10 @@ std::string format_text(const Options& options, const RunResult& run, const Summ
     out += fmt::format("server CPU   {:.1f} µs per operation ({:.2f} s in all)\n",
                        *summary.server_cpu_us_per_operation, *summary.server_cpu_seconds);
   }
+  if (summary.upstream_cpu_us_per_operation) {
+    out += fmt::format("upstream CPU {:.1f} µs per operation ({:.2f} s in all)\n",
+                       *summary.upstream_cpu_us_per_operation, *summary.upstream_cpu_seconds);
+  }
   if (run.server_threads.size() > 1) {
     out += "server threads";
     for (const ThreadCpu& thread : run.server_threads) {
@@ -105,6 +169,7 @@ std::string format_text(const Options& options, const RunResult& run, const Summ
     }
     out += '\n';
   }
+  if (options.tls) append_tls_text(out, options, summary.tls);
   return out;
 }
 
@@ -146,6 +211,8 @@ std::string format_json(const Options& options, const RunResult& run, const Summ
                      summary.sent_bits_per_second / 1e9, summary.received_bits_per_second / 1e9);
   append_optional(out, "server_cpu_s", summary.server_cpu_seconds);
   append_optional(out, "server_cpu_us_per_op", summary.server_cpu_us_per_operation);
+  append_optional(out, "upstream_cpu_s", summary.upstream_cpu_seconds);
+  append_optional(out, "upstream_cpu_us_per_op", summary.upstream_cpu_us_per_operation);
   if (!run.server_threads.empty()) {
     out += ",\"server_threads\":[";
     for (std::size_t i = 0; i < run.server_threads.size(); ++i) {
@@ -161,6 +228,7 @@ std::string format_json(const Options& options, const RunResult& run, const Summ
     append_optional(out, "server_rss_held_kib", run.server_rss_held_kib);
     append_optional(out, "server_rss_per_connection_bytes", rss_per_connection_bytes(run));
   }
+  if (options.tls) append_tls_json(out, options, summary.tls);
   out += "}\n";
   return out;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -15,6 +16,7 @@
 
 #include <salam/loop.hpp>
 #include <salam/task.hpp>
+#include <salam/tls.hpp>
 
 #include "proc.hpp"
 #include "workload.hpp"
@@ -50,6 +52,24 @@ struct ThreadResult {
   std::string error;
 };
 
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in && !in.eof()) throw std::runtime_error("cannot read " + path);
+  return text;
+}
+
+// The client's TLS settings: no verification unless --tls-ca names the CAs
+// (a benchmark need not pay for it), one version or both.
+tls::ClientSettings client_settings(const Options& options) {
+  tls::ClientSettings settings;
+  if (!options.tls_ca_file.empty()) {
+    settings.ca = tls::Pem{read_file(options.tls_ca_file), options.tls_ca_file};
+  }
+  if (options.tls_version) settings.min_version = settings.max_version = *options.tls_version;
+  return settings;
+}
+
 Task<> spawn_workers(ThreadContext* context, unsigned first, unsigned stride, unsigned count) {
   for (unsigned i = 0; i < count; ++i)
     context->loop().spawn(run_worker(context, first + i * stride));
@@ -57,8 +77,8 @@ Task<> spawn_workers(ThreadContext* context, unsigned first, unsigned stride, un
 }
 
 void client_thread(const Options& options, const Schedule& schedule, BackendKind backend,
-                   unsigned thread, Progress& progress, ThreadResult& result,
-                   std::atomic<unsigned>& threads_done) {
+                   const tls::ClientSettings* tls_settings, unsigned thread, Progress& progress,
+                   ThreadResult& result, std::atomic<unsigned>& threads_done) {
   try {
     const unsigned threads = options.threads;
     const unsigned workers =
@@ -70,8 +90,13 @@ void client_thread(const Options& options, const Schedule& schedule, BackendKind
     LoopOptions loop_options;
     loop_options.backend = backend;
     Loop loop(loop_options);
-    // The context holds a 30 KiB histogram: keep it off the stack.
-    auto context = std::make_unique<ThreadContext>(loop, options, schedule, progress, requests);
+    // A TLS context per thread: nothing shared between threads while the
+    // run goes, not even a reference count.
+    std::shared_ptr<const tls::ClientContext> tls_context;
+    if (tls_settings != nullptr) tls_context = tls::ClientContext::create(*tls_settings);
+    // The context holds two 30 KiB histograms: keep it off the stack.
+    auto context = std::make_unique<ThreadContext>(loop, options, schedule, progress, requests,
+                                                   std::move(tls_context));
     loop.run(spawn_workers(context.get(), thread, threads, workers));
     result.stats = context->stats();
     result.finished = context->last_completion();
@@ -108,10 +133,17 @@ RunResult run(const Options& options) {
   const bool single_shot =
       options.workload == Workload::hold || options.workload == Workload::burst;
   const int pid = options.server_pid;
+  std::optional<tls::ClientSettings> tls_settings;
+  if (options.tls) {
+    tls_settings = client_settings(options);
+    (void)tls::ClientContext::create(*tls_settings);  // a bad CA file fails here, once
+  }
 
   std::optional<ServerSample> before;
+  std::optional<ServerSample> upstream_before;
   if (pid != 0) before = sample_server(pid);
   if (before) result.server_rss_before_kib = before->rss_kib;
+  if (options.upstream_pid != 0) upstream_before = sample_server(options.upstream_pid);
 
   const TimePoint started = Clock::now();
   Schedule schedule;
@@ -140,8 +172,9 @@ RunResult run(const Options& options) {
   std::vector<std::thread> clients;
   clients.reserve(threads);
   for (unsigned i = 0; i < threads; ++i) {
-    clients.emplace_back(client_thread, std::cref(options), std::cref(schedule), result.backend, i,
-                         std::ref(progress[i]), std::ref(results[i]), std::ref(threads_done));
+    clients.emplace_back(client_thread, std::cref(options), std::cref(schedule), result.backend,
+                         tls_settings ? &*tls_settings : nullptr, i, std::ref(progress[i]),
+                         std::ref(results[i]), std::ref(threads_done));
   }
 
   // The main thread only watches: progress, and the server samples that
@@ -156,6 +189,7 @@ RunResult run(const Options& options) {
     result.most_held = std::max(result.most_held, held);
     if (!sampled_start && now >= schedule.measure_start) {
       if (pid != 0) before = sample_server(pid);
+      if (options.upstream_pid != 0) upstream_before = sample_server(options.upstream_pid);
       sampled_start = true;
     }
     if (options.workload == Workload::hold && pid != 0 && !result.server_rss_held_kib) {
@@ -181,6 +215,13 @@ RunResult run(const Options& options) {
       result.server_threads = thread_cpu_between(*before, *after);
     }
   }
+  if (options.upstream_pid != 0) {
+    const auto after = sample_server(options.upstream_pid);
+    if (upstream_before && after) {
+      result.upstream_cpu_seconds = after->cpu_seconds - upstream_before->cpu_seconds;
+    }
+  }
+
   // With --duration the measurement lasts at least that long, even if the
   // operations still running at its end had started in the warm-up.
   const bool ran_to_the_end = schedule.end != TimePoint::max() && !interrupted.load();

@@ -24,6 +24,8 @@ struct RunResult {
   // The same, per server thread whose time moved (a sharded server's
   // balance).
   std::vector<ThreadCpu> server_threads;
+  // --upstream-pid: its CPU seconds over the same span.
+  std::optional<double> upstream_cpu_seconds;
   // hold with --server-pid: the server's RSS before connecting and once
   // every connection was held (or near the end, if some never were).
   std::optional<std::uint64_t> server_rss_before_kib;
@@ -31,7 +33,8 @@ struct RunResult {
   std::uint64_t most_held = 0;
 };
 
-// Throws std::runtime_error if a client thread cannot start its loop.
+// Throws std::runtime_error if a client thread cannot start its loop, or
+// if the TLS settings cannot be used (tls::Error, an unreadable CA file).
 RunResult run(const Options& options);
 
 }  // namespace salam::bench

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <numeric>
 
+#include <salam/tls.hpp>
+
 namespace salam::bench {
 
 std::string_view to_string(ErrorKind kind) noexcept {
@@ -17,6 +19,8 @@ std::string_view to_string(ErrorKind kind) noexcept {
       return "timeout";
     case ErrorKind::wrong_reply:
       return "wrong_reply";
+    case ErrorKind::tls:
+      return "tls";
     case ErrorKind::other:
       return "other";
   }
@@ -24,6 +28,7 @@ std::string_view to_string(ErrorKind kind) noexcept {
 }
 
 ErrorKind classify(std::error_code error) noexcept {
+  if (error == tls::tls_failure()) return ErrorKind::tls;
   if (error.category() != std::generic_category() && error.category() != std::system_category()) {
     return ErrorKind::other;
   }
@@ -47,10 +52,44 @@ void Stats::record_success(Duration latency) noexcept {
   latency_us.record(static_cast<std::uint64_t>(std::max<std::int64_t>(micros, 0)));
 }
 
-void Stats::record_error(std::error_code error) noexcept {
+void Stats::record_error(std::error_code error, std::string_view tls_detail) noexcept {
   const ErrorKind kind = classify(error);
-  if (kind == ErrorKind::other && first_other_errno == 0) first_other_errno = error.value();
+  // Only an errno can be named with strerror() in the report.
+  const bool is_errno =
+      error.category() == std::generic_category() || error.category() == std::system_category();
+  if (kind == ErrorKind::other && first_other_errno == 0 && is_errno) {
+    first_other_errno = error.value();
+  }
+  if (kind == ErrorKind::tls && tls.first_failure.empty()) {
+    tls.first_failure = tls_detail.empty() ? std::string_view("TLS failure") : tls_detail;
+  }
   record_error(kind);
+}
+
+void Stats::note_negotiated(std::string_view version, std::string_view cipher) noexcept {
+  if (tls.version.empty()) {
+    tls.version = version;
+    tls.cipher = cipher;
+  }
+}
+
+void Stats::record_handshake(bool resumed, bool offered, Duration took) noexcept {
+  ++(resumed ? tls.resumed : tls.full);
+  if (offered) ++tls.offered;
+  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
+  tls.handshake_us.record(static_cast<std::uint64_t>(std::max<std::int64_t>(micros, 0)));
+}
+
+void TlsStats::merge(const TlsStats& other) noexcept {
+  full += other.full;
+  resumed += other.resumed;
+  offered += other.offered;
+  if (version.empty()) {
+    version = other.version;
+    cipher = other.cipher;
+  }
+  if (first_failure.empty()) first_failure = other.first_failure;
+  handshake_us.merge(other.handshake_us);
 }
 
 std::uint64_t Stats::error_count() const noexcept {
@@ -66,10 +105,34 @@ void Stats::merge(const Stats& other) noexcept {
   bytes_sent += other.bytes_sent;
   bytes_received += other.bytes_received;
   latency_us.merge(other.latency_us);
+  tls.merge(other.tls);
 }
 
-Summary summarize(const Stats& stats, Duration elapsed,
-                  std::optional<double> server_cpu_seconds) noexcept {
+namespace {
+
+TlsSummary summarize_tls(const TlsStats& tls) noexcept {
+  TlsSummary summary;
+  summary.handshakes = tls.handshakes();
+  summary.full = tls.full;
+  summary.resumed = tls.resumed;
+  summary.offered = tls.offered;
+  summary.version = tls.version;
+  summary.cipher = tls.cipher;
+  summary.first_failure = tls.first_failure;
+  const Histogram& took = tls.handshake_us;
+  summary.p50 = took.percentile(50);
+  summary.p90 = took.percentile(90);
+  summary.p99 = took.percentile(99);
+  summary.p999 = took.percentile(99.9);
+  summary.max = took.max();
+  summary.mean = took.mean();
+  return summary;
+}
+
+}  // namespace
+
+Summary summarize(const Stats& stats, Duration elapsed, std::optional<double> server_cpu_seconds,
+                  std::optional<double> upstream_cpu_seconds) noexcept {
   Summary summary;
   summary.operations = stats.operations();
   summary.successes = stats.successes;
@@ -108,6 +171,14 @@ Summary summarize(const Stats& stats, Duration elapsed,
           *server_cpu_seconds * 1e6 / static_cast<double>(summary.operations);
     }
   }
+  if (upstream_cpu_seconds) {
+    summary.upstream_cpu_seconds = *upstream_cpu_seconds;
+    if (summary.operations > 0) {
+      summary.upstream_cpu_us_per_operation =
+          *upstream_cpu_seconds * 1e6 / static_cast<double>(summary.operations);
+    }
+  }
+  summary.tls = summarize_tls(stats.tls);
   return summary;
 }
 

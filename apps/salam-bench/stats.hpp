@@ -25,14 +25,37 @@
 
 namespace salam::bench {
 
-enum class ErrorKind : std::uint8_t { refused, reset, timeout, wrong_reply, other };
-inline constexpr std::size_t kErrorKinds = 5;
+enum class ErrorKind : std::uint8_t { refused, reset, timeout, wrong_reply, tls, other };
+inline constexpr std::size_t kErrorKinds = 6;
 
 std::string_view to_string(ErrorKind kind) noexcept;
 // refused: ECONNREFUSED. reset: ECONNRESET, EPIPE, ECONNABORTED (the peer
 // tore the connection down). timeout: the operation's deadline passed.
+// tls: a TLS handshake, read or write failed (tls::tls_failure()).
 // Anything else (EADDRNOTAVAIL, EMFILE, ENOBUFS, ...) is `other`.
 ErrorKind classify(std::error_code error) noexcept;
+
+// What the TLS handshakes of the measured operations established (--tls).
+struct TlsStats {
+  std::uint64_t full = 0;  // handshakes that did not resume
+  std::uint64_t resumed = 0;
+  // Handshakes that offered a session from an earlier connection
+  // (--tls-resume). Those not resumed are sessions the server refused: a
+  // run whose resumption fails must say so rather than pass off full
+  // handshakes as resumed ones.
+  std::uint64_t offered = 0;
+  // The first handshake's version and cipher suite, and the first TLS
+  // failure's reason: the library's static text.
+  std::string_view version;
+  std::string_view cipher;
+  std::string_view first_failure;
+  // How long each successful handshake took, in microseconds (apart from
+  // the operation's latency, which includes the TCP connect and the rest).
+  Histogram handshake_us;
+
+  std::uint64_t handshakes() const noexcept { return full + resumed; }
+  void merge(const TlsStats& other) noexcept;
+};
 
 struct Stats {
   std::uint64_t successes = 0;
@@ -49,10 +72,17 @@ struct Stats {
   // Latency of successful operations, in microseconds. Failed ones are
   // left out: a refused connect in 20 µs is not a fast operation.
   Histogram latency_us;
+  TlsStats tls;
 
   void record_success(Duration latency) noexcept;
   void record_error(ErrorKind kind) noexcept { ++errors[static_cast<std::size_t>(kind)]; }
-  void record_error(std::error_code error) noexcept;
+  // `tls_detail`: why a TLS failure failed (static text), if it is one.
+  void record_error(std::error_code error, std::string_view tls_detail = {}) noexcept;
+  // The version and cipher suite of a handshake (static text); the first
+  // are kept.
+  void note_negotiated(std::string_view version, std::string_view cipher) noexcept;
+  // A handshake that succeeded; `offered`: it offered a saved session.
+  void record_handshake(bool resumed, bool offered, Duration took) noexcept;
 
   std::uint64_t error_count() const noexcept;
   std::uint64_t operations() const noexcept { return successes + error_count(); }
@@ -74,6 +104,15 @@ struct ServerSample {
   double cpu_seconds = 0;  // utime + stime
   std::uint64_t rss_kib = 0;
   std::vector<ThreadCpu> threads;  // by thread id
+};
+
+// The handshakes of a run (--tls).
+struct TlsSummary {
+  std::uint64_t handshakes = 0, full = 0, resumed = 0, offered = 0;
+  std::string_view version, cipher, first_failure;
+  // Handshake durations in µs.
+  std::uint64_t p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0;
+  double mean = 0;
 };
 
 struct Summary {
@@ -103,12 +142,17 @@ struct Summary {
   // when no operation completed.
   std::optional<double> server_cpu_us_per_operation;
   std::optional<double> server_cpu_seconds;
+  // The same for --upstream-pid.
+  std::optional<double> upstream_cpu_us_per_operation;
+  std::optional<double> upstream_cpu_seconds;
+  TlsSummary tls;
 };
 
 inline constexpr std::array<std::uint64_t, 5> kLatencyEdgesUs = {1'000, 10'000, 100'000, 1'000'000,
                                                                  3'000'000};
 
 Summary summarize(const Stats& stats, Duration elapsed,
-                  std::optional<double> server_cpu_seconds = std::nullopt) noexcept;
+                  std::optional<double> server_cpu_seconds = std::nullopt,
+                  std::optional<double> upstream_cpu_seconds = std::nullopt) noexcept;
 
 }  // namespace salam::bench

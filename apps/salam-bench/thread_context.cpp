@@ -7,13 +7,15 @@
 namespace salam::bench {
 
 ThreadContext::ThreadContext(Loop& loop, const Options& options, const Schedule& schedule,
-                             Progress& progress, std::uint64_t requests)
+                             Progress& progress, std::uint64_t requests,
+                             std::shared_ptr<const tls::ClientContext> tls)
     : loop_(&loop),
       options_(&options),
       schedule_(schedule),
       progress_(&progress),
       remaining_(requests),
-      counted_(options.requests > 0) {
+      counted_(options.requests > 0),
+      tls_(std::move(tls)) {
   if (options.workload == Workload::echo || options.workload == Workload::discard) {
     // A pattern that does not repeat at the period of common buffer sizes,
     // so an echo that loses or reorders bytes does not compare equal.
@@ -50,9 +52,10 @@ void ThreadContext::succeeded(Phase phase, TimePoint started, TimePoint ended) n
   publish(ended);
 }
 
-void ThreadContext::failed(Phase phase, std::error_code error) noexcept {
+void ThreadContext::failed(Phase phase, std::error_code error,
+                           std::string_view tls_detail) noexcept {
   if (phase != Phase::measure) return;
-  stats_.record_error(error);
+  stats_.record_error(error, tls_detail);
   publish();
 }
 
@@ -73,6 +76,15 @@ void ThreadContext::count_bytes(Phase phase, std::uint64_t sent, std::uint64_t r
   if (phase != Phase::measure) return;
   stats_.bytes_sent += sent;
   stats_.bytes_received += received;
+}
+
+void ThreadContext::handshake_done(Phase phase, const tls::SessionInfo& info,
+                                   bool offered) noexcept {
+  // What was negotiated is worth knowing even if the only handshake was
+  // in the warm-up (a persistent connection's).
+  stats_.note_negotiated(info.version, info.cipher);
+  if (phase != Phase::measure) return;
+  stats_.record_handshake(info.resumed, offered, info.duration);
 }
 
 void ThreadContext::hold_started() noexcept {

@@ -7,7 +7,9 @@
 
 #include <salam/connection.hpp>
 #include <salam/result.hpp>
+#include <salam/tls.hpp>
 
+#include "tls_client.hpp"
 #include "workload.hpp"
 
 namespace salam::bench {
@@ -25,9 +27,17 @@ bool same_bytes(std::span<const std::byte> a, std::string_view b) noexcept {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+// A failed read or write; over TLS the library says why (an empty reason
+// on a plain connection, where it is never asked for).
+void fail(ThreadContext* context, Phase phase, std::error_code error, Connection& connection) {
+  context->failed(phase, error, error == tls::tls_failure() ? tls::failure_detail(connection) : "");
+}
+
 // greet, banner and burst: connect, send the message (not for banner),
 // read until end of file, compare, close. A burst worker waits for the
-// common instant and does one operation.
+// common instant and does one operation. Over TLS (kTls) the handshake
+// comes first; the plain instantiation has no trace of it.
+template <bool kTls>
 Task<> greet_worker(ThreadContext* context, unsigned index) {
   const Options& options = context->options();
   Loop& loop = context->loop();
@@ -38,6 +48,7 @@ Task<> greet_worker(ThreadContext* context, unsigned index) {
   // Room for the expected reply and more, so that a longer reply shows as
   // longer rather than as a match.
   std::vector<std::byte> reply(options.expect.size() + 64);
+  [[maybe_unused]] TlsClient tls;
   if (burst) co_await loop.sleep_until(context->schedule().burst_at);
 
   for (std::uint64_t done = 0; done < operations; ++done) {
@@ -50,9 +61,12 @@ Task<> greet_worker(ThreadContext* context, unsigned index) {
       context->failed(phase, connection.error());
       continue;
     }
+    if constexpr (kTls) {
+      if (!co_await tls.handshake(*context, *connection, phase, deadline)) continue;
+    }
     if (send_message) {
       if (auto error = co_await connection->write_all(options.message, deadline)) {
-        context->failed(phase, error);
+        fail(context, phase, error, *connection);
         continue;
       }
     }
@@ -77,13 +91,14 @@ Task<> greet_worker(ThreadContext* context, unsigned index) {
       if (*count == 0) break;
       received += *count;
     }
+    if constexpr (kTls) tls.keep_session(*context, *connection);
     const bool expected =
         received <= reply.size() && same_bytes(std::span(reply).first(received), options.expect);
     if (error) {
       if (expected && classify(error) == ErrorKind::reset) {
         context->reset_after_reply(phase);
       } else {
-        context->failed(phase, error);
+        fail(context, phase, error, *connection);
       }
       continue;
     }
@@ -96,18 +111,29 @@ Task<> greet_worker(ThreadContext* context, unsigned index) {
   }
 }
 
-// Opens the persistent connection of an echo or discard worker; a failure
-// is the operation's. Called only when there is none, so the steady state
-// allocates no frame for it.
+// Opens the persistent connection of an echo or discard worker, with its
+// TLS handshake if `tls`; a failure is the operation's. Called only when
+// there is none, so the steady state allocates no frame for it.
 Task<bool> reconnect(ThreadContext* context, std::optional<Connection>& connection, Phase phase,
-                     Deadline deadline, std::optional<SocketAddress> source) {
+                     Deadline deadline, std::optional<SocketAddress> source, TlsClient* tls) {
   auto connected = co_await connect(context->loop(), context->options().target, deadline, source);
   if (!connected) {
     context->failed(phase, connected.error());
     co_return false;
   }
   connection.emplace(std::move(*connected));
+  if (tls != nullptr && !co_await tls->handshake(*context, *connection, phase, deadline)) {
+    connection.reset();
+    co_return false;
+  }
   co_return true;
+}
+
+// Ends a persistent connection after a failure, keeping its TLS session
+// for the next one.
+void drop(ThreadContext* context, std::optional<Connection>& connection, TlsClient* tls) {
+  if (tls != nullptr) tls->keep_session(*context, *connection);
+  connection.reset();
 }
 
 // echo: on a persistent connection, send the payload and read it back. A
@@ -119,13 +145,17 @@ Task<> echo_worker(ThreadContext* context, unsigned index) {
   const std::size_t chunk_size = std::min(payload.size(), kEchoChunk);
   std::vector<std::byte> echoed(chunk_size);
   std::optional<Connection> connection;
+  TlsClient tls_client;
+  TlsClient* const tls = options.tls ? &tls_client : nullptr;
 
   for (;;) {
     const TimePoint started = Clock::now();
     const Phase phase = context->next(started);
     if (phase == Phase::stop) break;
     const Deadline deadline(started + options.timeout);
-    if (!connection && !co_await reconnect(context, connection, phase, deadline, source)) continue;
+    if (!connection && !co_await reconnect(context, connection, phase, deadline, source, tls)) {
+      continue;
+    }
     std::error_code error;
     bool same = true;
     for (std::size_t offset = 0; offset < payload.size() && !error && same; offset += chunk_size) {
@@ -148,11 +178,11 @@ Task<> echo_worker(ThreadContext* context, unsigned index) {
     }
     if (error || !same) {
       if (error) {
-        context->failed(phase, error);
+        fail(context, phase, error, *connection);
       } else {
         context->failed(phase, ErrorKind::wrong_reply);
       }
-      connection.reset();
+      drop(context, connection, tls);
       continue;
     }
     context->count_bytes(phase, payload.size(), payload.size());
@@ -167,22 +197,27 @@ Task<> discard_worker(ThreadContext* context, unsigned index) {
   const auto source = context->source_for(index);
   const std::vector<std::byte>& payload = context->payload();
   std::optional<Connection> connection;
+  TlsClient tls_client;
+  TlsClient* const tls = options.tls ? &tls_client : nullptr;
 
   for (;;) {
     const TimePoint started = Clock::now();
     const Phase phase = context->next(started);
     if (phase == Phase::stop) break;
     const Deadline deadline(started + options.timeout);
-    if (!connection && !co_await reconnect(context, connection, phase, deadline, source)) continue;
+    if (!connection && !co_await reconnect(context, connection, phase, deadline, source, tls)) {
+      continue;
+    }
     if (auto error = co_await connection->write_all(payload, deadline)) {
-      context->failed(phase, error);
-      connection.reset();
+      fail(context, phase, error, *connection);
+      drop(context, connection, tls);
       continue;
     }
     context->count_bytes(phase, payload.size(), 0);
     context->succeeded(phase, started);
   }
-  if (connection) (void)connection->shutdown_write();
+  // A TLS connection ends with close_notify, when it is destroyed.
+  if (connection && !tls) (void)connection->shutdown_write();
 }
 
 // hold: connect, then stay idle until the end of the run. The operation
@@ -200,12 +235,16 @@ Task<> hold_worker(ThreadContext* context, unsigned index) {
     co_await context->loop().sleep_until(context->schedule().measure_start + offset);
   }
   const TimePoint started = Clock::now();
+  const Deadline deadline(started + options.timeout);
   auto connection =
-      co_await connect(context->loop(), options.target, Deadline(started + options.timeout),
-                       context->source_for(index));
+      co_await connect(context->loop(), options.target, deadline, context->source_for(index));
   if (!connection) {
     context->failed(Phase::measure, connection.error());
     co_return;
+  }
+  if (options.tls) {
+    TlsClient tls;
+    if (!co_await tls.handshake(*context, *connection, Phase::measure, deadline)) co_return;
   }
   const TimePoint connected = Clock::now();
   context->hold_started();
@@ -224,20 +263,62 @@ Task<> hold_worker(ThreadContext* context, unsigned index) {
   }
   context->hold_ended();
   if (error) {
-    context->failed(Phase::measure, error);
+    fail(context, Phase::measure, error, *connection);
   } else {
     context->succeeded(Phase::measure, started, connected);
+  }
+}
+
+// handshake (--tls only): connect, TLS handshake, close (close_notify):
+// one handshake per operation, for their rate and latency. With
+// --tls-resume under TLS 1.3 the ticket comes after the handshake, so the
+// worker first reads once: until the server sends or closes, which it does
+// after its tickets. A server that waits for the client's words instead
+// makes that read time out: the workload wants one that speaks or closes
+// first (a banner, or a close after the handshake).
+Task<> handshake_worker(ThreadContext* context, unsigned index) {
+  const Options& options = context->options();
+  Loop& loop = context->loop();
+  const auto source = context->source_for(index);
+  TlsClient tls;
+  std::array<std::byte, 256> sink;
+
+  for (;;) {
+    const TimePoint started = Clock::now();
+    const Phase phase = context->next(started);
+    if (phase == Phase::stop) break;
+    const Deadline deadline(started + options.timeout);
+    auto connection = co_await connect(loop, options.target, deadline, source);
+    if (!connection) {
+      context->failed(phase, connection.error());
+      continue;
+    }
+    if (!co_await tls.handshake(*context, *connection, phase, deadline)) continue;
+    if (tls.awaits_ticket(*context, *connection)) {
+      // What ends the read does not matter (bytes, the end, a reset), but
+      // for a server that neither speaks nor closes.
+      auto count = co_await connection->read_some(sink, deadline);
+      if (!count && count.error() == timed_out()) {
+        context->failed(phase, count.error());
+        continue;
+      }
+      tls.keep_session(*context, *connection);
+    }
+    context->succeeded(phase, started);
   }
 }
 
 }  // namespace
 
 Task<> run_worker(ThreadContext* context, unsigned index) {
+  const bool tls = context->options().tls;
   switch (context->options().workload) {
     case Workload::greet:
     case Workload::banner:
     case Workload::burst:
-      return greet_worker(context, index);
+      return tls ? greet_worker<true>(context, index) : greet_worker<false>(context, index);
+    case Workload::handshake:
+      return handshake_worker(context, index);
     case Workload::echo:
       return echo_worker(context, index);
     case Workload::discard:
@@ -245,7 +326,7 @@ Task<> run_worker(ThreadContext* context, unsigned index) {
     case Workload::hold:
       return hold_worker(context, index);
   }
-  return greet_worker(context, index);
+  return greet_worker<false>(context, index);
 }
 
 }  // namespace salam::bench

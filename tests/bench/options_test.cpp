@@ -41,7 +41,7 @@ TEST(ParseDuration, RejectsNonsense) {
 
 TEST(ParseWorkload, KnowsEveryWorkload) {
   for (auto workload : {Workload::greet, Workload::banner, Workload::echo, Workload::discard,
-                        Workload::hold, Workload::burst}) {
+                        Workload::hold, Workload::burst, Workload::handshake}) {
     EXPECT_EQ(parse_workload(to_string(workload)), workload);
   }
   EXPECT_THROW(parse_workload("http"), std::invalid_argument);
@@ -56,6 +56,24 @@ TEST(Options, DefaultsAreTheArticlesProtocol) {
   EXPECT_EQ(options.requests, 0u);
   EXPECT_EQ(options.threads, 1u);
   EXPECT_FALSE(options.json);
+  EXPECT_FALSE(options.tls);
+  EXPECT_FALSE(options.tls_resume);
+  EXPECT_FALSE(options.tls_version);
+  EXPECT_EQ(options.upstream_pid, 0);
+}
+
+TEST(Options, ParsesTheTlsOptions) {
+  const Options options =
+      parse({"--tls", "--workload", "handshake", "--tls-server-name", "localhost", "--tls-ca",
+             "/dev/null", "--tls-resume", "--tls-version", "1.3", "--upstream-pid", "7"});
+  EXPECT_TRUE(options.tls);
+  EXPECT_EQ(options.workload, Workload::handshake);
+  EXPECT_EQ(options.tls_server_name, "localhost");
+  EXPECT_EQ(options.tls_ca_file, "/dev/null");
+  EXPECT_TRUE(options.tls_resume);
+  EXPECT_EQ(options.tls_version, tls::Version::tls1_3);
+  EXPECT_EQ(options.upstream_pid, 7);
+  EXPECT_EQ(parse({"--tls", "--tls-version", "1.2"}).tls_version, tls::Version::tls1_2);
 }
 
 TEST(Options, ParsesEveryOption) {
@@ -117,6 +135,19 @@ TEST(OptionsDeathTest, BadInputExitsWithStatusTwo) {
               ::testing::ExitedWithCode(2), "IPv4");
 }
 
+TEST(OptionsDeathTest, TlsOptionsThatCannotWork) {
+  EXPECT_EXIT(parse({"--workload", "handshake"}), ::testing::ExitedWithCode(2), "needs --tls");
+  EXPECT_EXIT(parse({"--tls-resume"}), ::testing::ExitedWithCode(2), "--tls");
+  EXPECT_EXIT(parse({"--tls-server-name", "x"}), ::testing::ExitedWithCode(2), "--tls");
+  EXPECT_EXIT(parse({"--tls", "--tls-version", "1.1"}), ::testing::ExitedWithCode(2),
+              "tls-version");
+  EXPECT_EXIT(parse({"--tls", "--tls-ca", "/no/such/file"}), ::testing::ExitedWithCode(2),
+              "tls-ca");
+  // shutdown_write() cannot send close_notify: a half-closed TLS connection
+  // would be no TLS connection at all.
+  EXPECT_EXIT(parse({"--tls", "--half-close"}), ::testing::ExitedWithCode(2), "half-close");
+}
+
 TEST(Report, JsonCarriesTheCountsAndErrorKinds) {
   Options options = parse({"--workload", "greet"});
   RunResult run;
@@ -147,6 +178,60 @@ TEST(Report, HoldReportsServerMemoryPerConnection) {
   const std::string json = format_json(options, run, summarize(run.stats, run.elapsed));
   EXPECT_NE(json.find("\"held\":100"), std::string::npos) << json;
   EXPECT_NE(json.find("\"server_rss_per_connection_bytes\":1024"), std::string::npos) << json;
+}
+
+TEST(Report, TlsCarriesHandshakesAndResumption) {
+  Options options =
+      parse({"--tls", "--tls-resume", "--workload", "handshake", "--concurrency", "2"});
+  RunResult run;
+  run.stats.note_negotiated("TLSv1.3", "TLS_AES_128_GCM_SHA256");
+  for (int i = 0; i < 10; ++i) {
+    run.stats.record_success(std::chrono::microseconds(500));
+    // Each of the 2 workers' first handshake has nothing to offer; then
+    // every session offered is resumed.
+    const bool first = i < 2;
+    run.stats.record_handshake(!first, !first, std::chrono::microseconds(first ? 400 : 200));
+  }
+  run.elapsed = 1s;
+  std::string json = format_json(options, run, summarize(run.stats, run.elapsed));
+  EXPECT_NE(json.find("\"workload\":\"handshake\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"version\":\"TLSv1.3\",\"cipher\":\"TLS_AES_128_GCM_SHA256\""),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find("\"handshakes\":10,\"full\":2,\"resumed\":8,\"resume_offered\":8,"
+                      "\"resume_refused\":0,\"no_session_offered\":2,\"resumption_missed\":0"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find("\"tls\":0"), std::string::npos) << "errors carry the tls kind: " << json;
+  std::string text = format_text(options, run, summarize(run.stats, run.elapsed));
+  EXPECT_NE(text.find("handshakes   10: full 2, resumed 8 (8 of 8 sessions offered"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("FAILED"), std::string::npos) << text;
+
+  // A server that refuses every session: the report must say so.
+  run.stats.record_handshake(false, true, std::chrono::microseconds(400));
+  run.stats.record_success(std::chrono::microseconds(500));
+  json = format_json(options, run, summarize(run.stats, run.elapsed));
+  EXPECT_NE(json.find("\"resume_refused\":1"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"resumption_missed\":1"), std::string::npos) << json;
+  text = format_text(options, run, summarize(run.stats, run.elapsed));
+  EXPECT_NE(text.find("resumption   FAILED for 1 handshakes: 1 offered sessions refused"),
+            std::string::npos)
+      << text;
+}
+
+TEST(Report, PlainRunsSayNothingOfTls) {
+  Options options = parse({});
+  RunResult run;
+  run.stats.record_success(std::chrono::microseconds(100));
+  run.elapsed = 1s;
+  const Summary summary = summarize(run.stats, run.elapsed);
+  EXPECT_EQ(format_json(options, run, summary).find("\"tls\":{"), std::string::npos);
+  const std::string text = format_text(options, run, summary);
+  EXPECT_NE(text.find("(refused 0, reset 0, timeout 0, wrong_reply 0, other 0)"), std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("handshake"), std::string::npos) << text;
 }
 
 }  // namespace

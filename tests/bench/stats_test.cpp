@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <salam/result.hpp>
+#include <salam/tls.hpp>
 
 namespace salam::bench {
 namespace {
@@ -24,6 +25,8 @@ TEST(Classify, MapsErrnoToTheReportedKinds) {
   EXPECT_EQ(classify(errno_code(EMFILE)), ErrorKind::other);
   EXPECT_EQ(classify(cancelled()), ErrorKind::other);
   EXPECT_EQ(classify(std::make_error_code(std::io_errc::stream)), ErrorKind::other);
+  EXPECT_EQ(classify(tls::tls_failure()), ErrorKind::tls);
+  EXPECT_EQ(classify(end_of_file()), ErrorKind::other);
 }
 
 TEST(ErrorKind, NamesMatchTheReport) {
@@ -31,7 +34,43 @@ TEST(ErrorKind, NamesMatchTheReport) {
   EXPECT_EQ(to_string(ErrorKind::reset), "reset");
   EXPECT_EQ(to_string(ErrorKind::timeout), "timeout");
   EXPECT_EQ(to_string(ErrorKind::wrong_reply), "wrong_reply");
+  EXPECT_EQ(to_string(ErrorKind::tls), "tls");
   EXPECT_EQ(to_string(ErrorKind::other), "other");
+}
+
+TEST(Stats, TlsFailuresKeepTheFirstReason) {
+  Stats stats;
+  stats.record_error(tls::tls_failure(), "wrong version number");
+  stats.record_error(tls::tls_failure(), "certificate verify failed");
+  stats.record_error(tls::tls_failure());
+  EXPECT_EQ(stats.errors_of(ErrorKind::tls), 3u);
+  EXPECT_EQ(stats.tls.first_failure, "wrong version number");
+  // Not an errno: nothing for strerror() to name.
+  stats.record_error(end_of_file());
+  EXPECT_EQ(stats.first_other_errno, 0);
+}
+
+TEST(Stats, HandshakesAreCountedFullResumedAndOffered) {
+  Stats a;
+  Stats b;
+  b.note_negotiated("TLSv1.3", "TLS_AES_128_GCM_SHA256");
+  a.record_handshake(false, false, 900us);
+  a.record_handshake(true, true, 300us);
+  b.record_handshake(false, true, 800us);  // refused
+  b.record_handshake(true, true, 200us);
+  a.merge(b);
+  EXPECT_EQ(a.tls.full, 2u);
+  EXPECT_EQ(a.tls.resumed, 2u);
+  EXPECT_EQ(a.tls.offered, 3u);
+  EXPECT_EQ(a.tls.handshakes(), 4u);
+  EXPECT_EQ(a.tls.version, "TLSv1.3");
+  EXPECT_EQ(a.tls.handshake_us.count(), 4u);
+  EXPECT_EQ(a.tls.handshake_us.max(), 900u);
+  EXPECT_EQ(a.successes, 0u) << "a handshake is not an operation";
+  const Summary summary = summarize(a, 1s);
+  EXPECT_EQ(summary.tls.handshakes, 4u);
+  EXPECT_EQ(summary.tls.offered, 3u);
+  EXPECT_EQ(summary.tls.max, 900u);
 }
 
 TEST(Stats, OperationsAreSuccessesPlusErrors) {
@@ -120,6 +159,17 @@ TEST(Summary, DerivesRatesAndServerCpuPerOperation) {
   ASSERT_TRUE(summary.server_cpu_us_per_operation);
   EXPECT_NEAR(*summary.server_cpu_us_per_operation, 0.5e6 / 1001, 1e-9);
   EXPECT_DOUBLE_EQ(*summary.server_cpu_seconds, 0.5);
+  EXPECT_FALSE(summary.upstream_cpu_us_per_operation) << "no --upstream-pid";
+}
+
+TEST(Summary, ChargesTheUpstreamApart) {
+  Stats stats;
+  for (int i = 0; i < 1000; ++i)
+    stats.record_success(100us);
+  const Summary summary = summarize(stats, 1s, 0.5, 0.25);
+  ASSERT_TRUE(summary.upstream_cpu_us_per_operation);
+  EXPECT_DOUBLE_EQ(*summary.upstream_cpu_us_per_operation, 250.0);
+  EXPECT_DOUBLE_EQ(*summary.server_cpu_us_per_operation, 500.0);
 }
 
 TEST(Summary, LatencyBucketsCoverEveryMagnitude) {

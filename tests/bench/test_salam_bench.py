@@ -2,19 +2,26 @@
 server must show no errors, and a wrong one must show every operation as
 the error it is.
 
-Usage: test_salam_bench.py SALAM_BENCH HELLO_SERVER
+Usage: test_salam_bench.py SALAM_BENCH HELLO_SERVER [SALAM]
 
 The greeting server is examples/hello_server (127.0.0.1:8888, on both
 backends). Echo, discard, idle and misbehaving servers are small Python
-servers in this file, on ephemeral ports. Every run is bounded: about a
-second, or a fixed number of operations, with a timeout on the process.
+servers in this file, on ephemeral ports. TLS runs against the salam daemon
+(SALAM) with --tls-cert, on ephemeral ports, with certificates made by the
+openssl command at the start; without SALAM or openssl they are skipped.
+Every run is bounded: about a second, or a fixed number of operations, with
+a timeout on the process.
 """
 import asyncio
 import json
 import os
+import shutil
 import socket
 import socketserver
+import ssl
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -24,6 +31,7 @@ import harness  # noqa: E402
 
 BENCH = None
 HELLO_SERVER = None
+SALAM = None
 GREETING = b"Hello, client!"
 
 
@@ -158,7 +166,7 @@ async def silent(reader, writer):
 
 def assert_consistent(test, result, operations=None):
     errors = result["errors"]
-    kinds = ("refused", "reset", "timeout", "wrong_reply", "other")
+    kinds = ("refused", "reset", "timeout", "wrong_reply", "tls", "other")
     test.assertEqual(errors["total"], sum(errors[kind] for kind in kinds), result)
     test.assertEqual(result["operations"], result["successes"] + errors["total"], result)
     if operations is not None:
@@ -342,7 +350,222 @@ class StreamsAndIdle(unittest.TestCase):
             self.assertEqual(result["errors"]["reset"], 20, result)
 
 
+def make_certificate(directory, name):
+    """A self-signed ECDSA P-256 certificate for localhost: NAME.pem (the
+    certificate, its own CA) and NAME.full (certificate and key)."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{name}.key", "-out",
+                    f"{name}.pem", "-days", "30", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost"],
+                   cwd=directory, check=True, capture_output=True, timeout=30)
+    with open(os.path.join(directory, f"{name}.full"), "w") as out:
+        for part in (f"{name}.pem", f"{name}.key"):
+            with open(os.path.join(directory, part)) as f:
+                out.write(f.read())
+    return os.path.join(directory, f"{name}.pem"), os.path.join(directory, f"{name}.full")
+
+
+class FreshKeysTlsServer(socketserver.ThreadingTCPServer):
+    """Speaks first over TLS, with a new context per connection: every
+    connection has ticket keys of its own, so every session a client offers
+    is refused (a full handshake), as after a server restart."""
+
+    daemon_threads = True
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.server.certificate)
+            try:
+                with context.wrap_socket(self.request, server_side=True) as tls:
+                    tls.sendall(GREETING)
+                    tls.unwrap()
+            except (OSError, ssl.SSLError):
+                pass
+
+    def __init__(self, certificate):
+        self.certificate = certificate
+        super().__init__(("127.0.0.1", 0), self.Handler)
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def target(self):
+        return f"127.0.0.1:{self.server_address[1]}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+        self.server_close()
+
+
+@unittest.skipUnless(shutil.which("openssl"), "needs the openssl command")
+class OverTls(unittest.TestCase):
+    """Every workload over TLS against salam --tls-cert, on loopback;
+    handshakes counted as full or resumed, and failures as TLS errors."""
+
+    @classmethod
+    def setUpClass(cls):
+        if SALAM is None:
+            raise unittest.SkipTest("needs the salam daemon")
+        cls.directory = tempfile.mkdtemp(prefix="salam-bench-tls-")
+        cls.ca, cls.full = make_certificate(cls.directory, "localhost")
+        cls.other_ca, _ = make_certificate(cls.directory, "other")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.directory, ignore_errors=True)
+
+    def salam(self, *args, backend="io_uring"):
+        return harness.Server([SALAM, "--listen", "127.0.0.1:0", "--threads", "1", "--quiet",
+                               "--backend", backend, "--tls-cert", self.full, *args])
+
+    @staticmethod
+    def target(server):
+        return server.addresses[0]
+
+    def assert_tls(self, result, handshakes, full, resumed):
+        tls = result["tls"]
+        self.assertEqual(tls["version"], "TLSv1.3", result)
+        self.assertEqual(tls["cipher"], "TLS_AES_128_GCM_SHA256", result)
+        self.assertEqual((tls["handshakes"], tls["full"], tls["resumed"]),
+                         (handshakes, full, resumed), result)
+
+    def test_greet_over_tls(self):
+        for backend in harness.BACKENDS:
+            with self.subTest(backend=backend), self.salam(backend=backend) as server:
+                result, _ = bench("--target", self.target(server), "--tls", "--requests", 300,
+                                  "--concurrency", 8, "--backend", backend, "--server-pid",
+                                  server.pid)
+                assert_clean(self, result, operations=300)
+                self.assert_tls(result, 300, 300, 0)
+                self.assertEqual(result["bytes_received"], 300 * len(GREETING))
+                self.assertFalse(result["tls"]["resume"])
+                self.assertGreater(result["tls"]["handshake_us"]["p50"], 0)
+                self.assertGreater(result["server_cpu_s"], 0)
+                server.assert_fds_return()
+                server.close()
+
+    def test_handshakes_resumed(self):
+        # A banner server speaks right after its tickets: the worker's read
+        # after the handshake brings the ticket the next handshake offers.
+        with self.salam("--greet-first") as server:
+            result, _ = bench("--target", self.target(server), "--tls", "--workload", "handshake",
+                              "--tls-resume", "--requests", 400, "--concurrency", 4)
+            assert_clean(self, result, operations=400)
+            # Each worker's first handshake has nothing to offer.
+            self.assert_tls(result, 400, 4, 396)
+            self.assertEqual(result["tls"]["resume_offered"], 396, result)
+            self.assertEqual(result["tls"]["resumption_missed"], 0, result)
+            server.assert_fds_return()
+            server.close()
+
+    def test_full_handshakes(self):
+        with self.salam("--greet-first") as server:
+            result, _ = bench("--target", self.target(server), "--tls", "--workload", "handshake",
+                              "--duration", "1s", "--concurrency", 8, "--server-pid", server.pid)
+            assert_clean(self, result)
+            self.assert_tls(result, result["operations"], result["operations"], 0)
+            self.assertGreater(result["server_cpu_us_per_op"], 0)
+            server.assert_fds_return()
+            server.close()
+
+    def test_greetings_resumed(self):
+        with self.salam() as server:
+            result, _ = bench("--target", self.target(server), "--tls", "--tls-resume",
+                              "--requests", 200, "--concurrency", 2)
+            assert_clean(self, result, operations=200)
+            self.assert_tls(result, 200, 2, 198)
+            server.close()
+
+    def test_refused_resumption_says_so(self):
+        with FreshKeysTlsServer(self.full) as server:
+            args = ("--target", server.target, "--tls", "--workload", "handshake",
+                    "--tls-resume", "--requests", 30, "--concurrency", 2)
+            result, _ = bench(*args)
+            assert_clean(self, result, operations=30)
+            tls = result["tls"]
+            self.assertEqual(tls["resumed"], 0, result)
+            self.assertEqual(tls["resume_offered"], 28, result)
+            self.assertEqual(tls["resume_refused"], 28, result)
+            self.assertEqual(tls["resumption_missed"], 28, result)
+            done = harness.run([BENCH, *map(str, args)], capture_output=True, text=True,
+                               timeout=60)
+            self.assertRegex(done.stdout, r"resumption +FAILED for 28 handshakes: 28 offered "
+                                          r"sessions refused")
+
+    def test_streams_over_tls(self):
+        with self.salam("--service", "echo") as server:
+            result, _ = bench("--target", self.target(server), "--tls", "--workload", "echo",
+                              "--requests", 1000, "--concurrency", 4, "--size", 5000)
+            assert_clean(self, result, operations=1000)
+            self.assertEqual(result["bytes_received"], 1000 * 5000)
+            self.assert_tls(result, 4, 4, 0)  # one handshake per connection
+            server.close()
+        with self.salam("--service", "discard") as server:
+            result, _ = bench("--target", self.target(server), "--tls", "--workload", "discard",
+                              "--duration", "1s", "--concurrency", 1, "--server-pid", server.pid)
+            assert_clean(self, result)
+            self.assertEqual(result["bytes_sent"], result["operations"] * 65536)
+            self.assert_tls(result, 1, 1, 0)
+            self.assertGreater(result["server_cpu_s"], 0)
+            server.close()
+
+    def test_hold_over_tls(self):
+        harness.raise_fd_limit()
+        with self.salam("--service", "echo") as server:
+            result, _ = bench("--target", self.target(server), "--tls", "--workload", "hold",
+                              "--concurrency", 200, "--connect-rate", 1000, "--duration", "2s",
+                              "--server-pid", server.pid)
+            assert_clean(self, result, operations=200)
+            self.assertEqual(result["held"], 200)
+            self.assert_tls(result, 200, 200, 0)
+            self.assertGreater(result["server_rss_per_connection_bytes"], 0, result)
+            server.close()
+
+    def test_tls12(self):
+        with self.salam() as server:
+            result, _ = bench("--target", self.target(server), "--tls", "--tls-version", "1.2",
+                              "--requests", 100, "--concurrency", 4)
+            assert_clean(self, result, operations=100)
+            self.assertEqual(result["tls"]["version"], "TLSv1.2", result)
+            self.assertEqual(result["tls"]["cipher"], "ECDHE-ECDSA-AES128-GCM-SHA256", result)
+            server.close()
+
+    def test_versions_that_do_not_meet_are_tls_errors(self):
+        with self.salam("--tls-min-version", "1.3") as server:
+            result, _ = bench("--target", self.target(server), "--tls", "--tls-version", "1.2",
+                              "--requests", 20, "--concurrency", 2)
+            assert_consistent(self, result, operations=20)
+            self.assertEqual(result["errors"]["tls"], 20, result)
+            self.assertTrue(result["tls"]["first_failure"], result)
+            self.assertEqual(result["tls"]["handshakes"], 0, result)
+            server.close()
+
+    def test_verification(self):
+        with self.salam() as server:
+            target = self.target(server)
+            result, _ = bench("--target", target, "--tls", "--tls-ca", self.ca,
+                              "--tls-server-name", "localhost", "--requests", 50)
+            assert_clean(self, result, operations=50)
+            self.assertTrue(result["tls"]["verified"])
+            self.assertEqual(result["tls"]["server_name"], "localhost")
+            for wrong in (("--tls-ca", self.other_ca, "--tls-server-name", "localhost"),
+                          ("--tls-ca", self.ca, "--tls-server-name", "elsewhere.test")):
+                with self.subTest(wrong=wrong):
+                    result, _ = bench("--target", target, "--tls", *wrong, "--requests", 10,
+                                      "--concurrency", 2)
+                    assert_consistent(self, result, operations=10)
+                    self.assertEqual(result["errors"]["tls"], 10, result)
+                    self.assertIn("first_failure", result["tls"], result)
+            server.close()
+
+
 if __name__ == "__main__":
     BENCH = sys.argv.pop(1)
     HELLO_SERVER = sys.argv.pop(1)
+    if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):
+        SALAM = sys.argv.pop(1)
     unittest.main()
