@@ -533,6 +533,16 @@ class OverTls(unittest.TestCase):
             self.assertEqual(result["tls"]["version"], "TLSv1.2", result)
             self.assertEqual(result["tls"]["cipher"], "ECDHE-ECDSA-AES128-GCM-SHA256", result)
             server.close()
+        # TLS 1.2 renews a resumed session in place: every offer resumes.
+        with self.salam("--greet-first") as server:
+            result, _ = bench("--target", self.target(server), "--tls", "--tls-version", "1.2",
+                              "--workload", "handshake", "--tls-resume", "--requests", 100,
+                              "--concurrency", 2)
+            assert_clean(self, result, operations=100)
+            self.assertEqual(result["tls"]["version"], "TLSv1.2", result)
+            self.assertEqual(result["tls"]["resumed"], 98, result)  # each worker's first is full
+            self.assertEqual(result["tls"]["resumption_missed"], 0, result)
+            server.close()
 
     def test_versions_that_do_not_meet_are_tls_errors(self):
         with self.salam("--tls-min-version", "1.3") as server:
