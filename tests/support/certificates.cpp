@@ -8,20 +8,15 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "tls/openssl.hpp"
+
 namespace salam::testing {
 
 namespace {
 
-template <auto Free>
-struct Freer {
-  template <typename T>
-  void operator()(T* object) const noexcept {
-    Free(object);
-  }
-};
-using KeyPtr = std::unique_ptr<EVP_PKEY, Freer<EVP_PKEY_free>>;
-using X509Ptr = std::unique_ptr<X509, Freer<X509_free>>;
-using BioPtr = std::unique_ptr<BIO, Freer<BIO_free>>;
+using tls::detail::BioPtr;
+using tls::detail::KeyPtr;
+using tls::detail::X509Ptr;
 
 void check(bool ok, const char* what) {
   if (!ok) throw std::runtime_error(std::string("making a test certificate: ") + what);

@@ -65,6 +65,20 @@ class ConfigFile : public ::testing::Test {
     return path_;
   }
   void TearDown() override { std::remove(path_.c_str()); }
+  // Each file is refused, with a message that contains its expected text.
+  template <std::size_t N>
+  void expect_rejected(const std::pair<const char*, const char*> (&cases)[N]) {
+    for (const auto& [text, expected] : cases) {
+      Overrides overrides;
+      overrides.config_file = write(text);
+      try {
+        load_configuration(overrides);
+        ADD_FAILURE() << "accepted: " << text;
+      } catch (const ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+      }
+    }
+  }
   std::string path_ = "/tmp/salam-config-test-" + std::to_string(::getpid()) + ".toml";
 };
 
@@ -174,16 +188,7 @@ TEST_F(ConfigFile, PolicyMistakesAreCaught) {
       {"connection-rate = -1\n", "connection rate"},
       {"client-prefix-v4 = 33\n", "client prefix length"},
   };
-  for (const auto& [text, expected] : cases) {
-    Overrides overrides;
-    overrides.config_file = write(text);
-    try {
-      load_configuration(overrides);
-      ADD_FAILURE() << "accepted: " << text;
-    } catch (const ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
-    }
-  }
+  expect_rejected(cases);
 }
 
 TEST_F(ConfigFile, ReadsTheTlsKeys) {
@@ -242,16 +247,7 @@ TEST_F(ConfigFile, TlsMistakesAreCaught) {
       {"[[listen]]\naddress = \"127.0.0.1:1\"\ntls-key = \"a.key\"\n", "without a certificate"},
       {"tls-handshake-rate = -3\n", "TLS handshake rate"},
   };
-  for (const auto& [text, expected] : cases) {
-    Overrides overrides;
-    overrides.config_file = write(text);
-    try {
-      load_configuration(overrides);
-      ADD_FAILURE() << "accepted: " << text;
-    } catch (const ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
-    }
-  }
+  expect_rejected(cases);
 }
 
 TEST_F(ConfigFile, ErrorsNameTheFileAndLine) {
