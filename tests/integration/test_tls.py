@@ -182,6 +182,10 @@ class TlsTest(unittest.TestCase):
                     line = server.wait_for_log(r"closed: done.*TLSv1\.3 TLS_AES_128_GCM_SHA256 "
                                                r"sni=alpha\.test handshake [0-9.]+ ms$").group(0)
                     self.assertNotIn("resumed", line)
+                    # Kernel TLS: probed once, said in one line (this kernel
+                    # may or may not have the module; either way TLS works).
+                    self.assertEqual(len(re.findall(r"TLS: records are encrypted in user space "
+                                                    r"\(kernel TLS is", server.log())), 1)
                     server.close()
                 with start(backend, "--service", "echo") as server:
                     with tls_connect(port_of(server)) as s:
