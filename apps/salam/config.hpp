@@ -105,6 +105,7 @@ struct DaemonConfig {
   std::string limit_message;      // sent to clients refused by a limit, then close
   double tls_handshake_rate = 0;  // TLS handshakes per second, over all listeners; 0: no limit
   std::string config_file;
+  std::string pid_file;  // empty: none
   std::vector<ListenerConfig> listeners;
 };
 

@@ -120,7 +120,10 @@ std::size_t Daemon::open_retrying(const ListenerConfig& listener, const DaemonCo
 }
 
 int Daemon::run() {
+  // The listeners listen already: connections wait in their queues.
+  if (!config_.pid_file.empty()) pid_file_.write(config_.pid_file);
   const int status = run_until_signal(*server_, config_.drain_timeout, [this] { reload(); });
+  pid_file_.remove();
   log_refusals();
   if (server_->shard_count() > 1) {
     log::info("connections accepted per shard: {}", fmt::join(server_->accepted_per_shard(), ", "));
@@ -272,6 +275,10 @@ void Daemon::apply_reload() {
 
   if (next.threads != config_.threads || next.backend != config_.backend) {
     log::warning("threads and backend changes take effect at the next start");
+  }
+  if (next.pid_file != config_.pid_file) {
+    log::warning("a new pid-file takes effect at the next start");
+    next.pid_file = config_.pid_file;
   }
   // Reopened on every reload, for log rotation; a failure keeps the old file.
   if (std::string error = access_log_.open(next.access_log); !error.empty()) {

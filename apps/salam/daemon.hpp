@@ -15,6 +15,7 @@
 #include "access_log_file.hpp"
 #include "cli.hpp"
 #include "config.hpp"
+#include "pid_file.hpp"
 #include "session.hpp"
 
 namespace salam::daemon {
@@ -57,6 +58,7 @@ class Daemon {
   std::shared_ptr<RateLimit> handshakes_;  // null when TLS handshakes are not limited
   AccessLogFile access_log_;
   std::unique_ptr<Server> server_;
+  PidFile pid_file_;
   std::vector<Active> active_;
 };
 

@@ -167,6 +167,41 @@ class Reload(unittest.TestCase):
             self.assertEqual(server.close()[0], 0)
 
 
+class PidFile(unittest.TestCase):
+    def test_written_once_listening_and_removed_at_exit(self):
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "salam.pid")
+            with harness.Server([BINARY, "--listen", "127.0.0.1:0", "--pid-file", path]) as server:
+                deadline = time.monotonic() + 5
+                while not os.path.exists(path) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                with open(path) as f:
+                    self.assertEqual(f.read(), f"{server.pid}\n")
+                self.assertEqual(os.listdir(directory), ["salam.pid"], "no temporary file is left")
+                self.assertEqual(server.close()[0], 0)
+            self.assertFalse(os.path.exists(path))
+
+    def test_a_successors_pid_file_is_left_alone(self):
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "salam.pid")
+            with harness.Server([BINARY, "--listen", "127.0.0.1:0", "--pid-file", path]) as server:
+                deadline = time.monotonic() + 5
+                while not os.path.exists(path) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                with open(path, "w") as f:
+                    f.write("424242\n")  # another process took the file over
+                self.assertEqual(server.close()[0], 0)
+            with open(path) as f:
+                self.assertEqual(f.read(), "424242\n")
+
+    def test_an_unwritable_pid_file_is_a_clear_error(self):
+        result = harness.run([BINARY, "--listen", "127.0.0.1:0", "--pid-file",
+                              "/nonexistent/dir/salam.pid"], capture_output=True, timeout=30)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn(b"cannot write the pid file '/nonexistent/dir/salam.pid': No such file",
+                      result.stderr)
+
+
 if __name__ == "__main__":
     BINARY = sys.argv.pop(1)
     unittest.main()

@@ -92,6 +92,7 @@ drain-timeout = "2s"
 log-format = "json"
 log-level = "warning"
 log-connections = false
+pid-file = "/run/salam.pid"
 
 [[listen]]
 address = "[::0]:7"
@@ -114,13 +115,14 @@ greet-first = true
   EXPECT_EQ(config.log_format, log::Format::json);
   EXPECT_EQ(config.log_level, log::Level::warning);
   EXPECT_FALSE(config.log_connections);
+  EXPECT_EQ(config.pid_file, "/run/salam.pid");
   ASSERT_EQ(config.listeners.size(), 2u);
   EXPECT_EQ(config.listeners[0].address, "[::]:7") << "addresses are kept in one spelling";
   EXPECT_EQ(config.listeners[0].service, "echo");
   EXPECT_EQ(config.listeners[0].options.idle_timeout, Duration(30s));
   EXPECT_EQ(config.listeners[0].backlog, 128);
   EXPECT_TRUE(config.listeners[0].reuse_port);
-  EXPECT_EQ(config.listeners[0].origin, path_ + ":10");
+  EXPECT_EQ(config.listeners[0].origin, path_ + ":11");
   EXPECT_EQ(config.listeners[1].options.message, "hi\r\n");
   EXPECT_EQ(config.listeners[1].options.read_size, 10u);
   EXPECT_EQ(config.listeners[1].options.read_timeout, Duration(250ms));
