@@ -302,6 +302,10 @@ std::size_t Server::cancelled_at_drain() const noexcept {
 
 int run_until_signal(Server& server, Duration drain_timeout,
                      const std::function<void()>& on_hangup) {
+  return run_until_signal(server, drain_timeout, SignalHooks{{}, on_hangup, {}});
+}
+
+int run_until_signal(Server& server, Duration drain_timeout, const SignalHooks& hooks) {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -317,16 +321,18 @@ int run_until_signal(Server& server, Duration drain_timeout,
     ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
     throw;
   }
+  if (hooks.started) hooks.started();
 
   int signal_number = 0;
   for (;;) {
     if (::sigwait(&signals, &signal_number) != 0) continue;
     if (signal_number != SIGHUP) break;
-    if (on_hangup) {
-      on_hangup();
+    if (hooks.hangup) {
+      hooks.hangup();
       log::flush_thread_buffer();
     }
   }
+  if (hooks.stopping) hooks.stopping();
   log::info("{}: stopping; connections have {} ms to finish", ::strsignal(signal_number),
             std::chrono::duration_cast<std::chrono::milliseconds>(drain_timeout).count());
   log::flush_thread_buffer();

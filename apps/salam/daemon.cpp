@@ -122,7 +122,20 @@ std::size_t Daemon::open_retrying(const ListenerConfig& listener, const DaemonCo
 int Daemon::run() {
   // The listeners listen already: connections wait in their queues.
   if (!config_.pid_file.empty()) pid_file_.write(config_.pid_file);
-  const int status = run_until_signal(*server_, config_.drain_timeout, [this] { reload(); });
+  SignalHooks hooks;
+  hooks.started = [this] {
+    service_manager_.ready(fmt::format("serving {} listener(s)", active_.size()));
+  };
+  hooks.hangup = [this] {
+    service_manager_.reloading();
+    reload();
+    service_manager_.ready(last_reload_error_.empty()
+                               ? fmt::format("reloaded: serving {} listener(s)", active_.size())
+                               : "reload rejected, the running configuration stays: " +
+                                     last_reload_error_);
+  };
+  hooks.stopping = [this] { service_manager_.stopping(config_.drain_timeout); };
+  const int status = run_until_signal(*server_, config_.drain_timeout, hooks);
   pid_file_.remove();
   log_refusals();
   if (server_->shard_count() > 1) {
@@ -187,11 +200,18 @@ void Daemon::reload() noexcept {
   // Whatever goes wrong, the process and the running configuration stay.
   try {
     apply_reload();
+    last_reload_error_.clear();
   } catch (const std::bad_alloc&) {
     log::error("reload rejected, the running configuration stays: out of memory");
+    last_reload_error_ = "out of memory";
     reopen_access_log();
   } catch (const std::exception& e) {
     log::error("reload rejected, the running configuration stays: {}", e.what());
+    try {
+      last_reload_error_ = e.what();
+    } catch (const std::bad_alloc&) {
+      last_reload_error_ = "out of memory";  // short enough to need no allocation
+    }
     reopen_access_log();
   }
 }

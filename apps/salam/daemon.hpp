@@ -16,6 +16,7 @@
 #include "cli.hpp"
 #include "config.hpp"
 #include "pid_file.hpp"
+#include "service_manager.hpp"
 #include "session.hpp"
 
 namespace salam::daemon {
@@ -59,6 +60,8 @@ class Daemon {
   AccessLogFile access_log_;
   std::unique_ptr<Server> server_;
   PidFile pid_file_;
+  ServiceManager service_manager_;
+  std::string last_reload_error_;  // empty: the last reload succeeded
   std::vector<Active> active_;
 };
 

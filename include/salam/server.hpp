@@ -152,4 +152,16 @@ class Server {
 int run_until_signal(Server& server, Duration drain_timeout = std::chrono::seconds(10),
                      const std::function<void()>& on_hangup = {});
 
+// The same, telling the program each step (each hook is optional and runs
+// on the calling thread): `started` once every shard runs, `hangup` at
+// each SIGHUP, `stopping` when the drain begins. For a service manager's
+// notifications (sd_notify's READY, RELOADING and STOPPING). Hooks must
+// not throw.
+struct SignalHooks {
+  std::function<void()> started;
+  std::function<void()> hangup;
+  std::function<void()> stopping;
+};
+int run_until_signal(Server& server, Duration drain_timeout, const SignalHooks& hooks);
+
 }  // namespace salam

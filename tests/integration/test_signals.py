@@ -202,6 +202,55 @@ class PidFile(unittest.TestCase):
                       result.stderr)
 
 
+class ServiceManager(unittest.TestCase):
+    """sd_notify, as systemd sees it: a datagram socket named by NOTIFY_SOCKET."""
+
+    def receive(self, sock, timeout=10):
+        sock.settimeout(timeout)
+        return sock.recv(4096).decode()
+
+    def test_ready_reloading_and_stopping(self):
+        with tempfile.TemporaryDirectory() as directory:
+            notify_path = os.path.join(directory, "notify")
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.bind(notify_path)
+            config = os.path.join(directory, "salam.toml")
+            with open(config, "w") as f:
+                f.write('[[listen]]\naddress = "127.0.0.1:0"\n')
+            with sock, harness.Server([BINARY, "--config", config, "--drain-timeout", "3s"],
+                                      env={"NOTIFY_SOCKET": notify_path}) as server:
+                ready = self.receive(sock)
+                self.assertEqual(ready, "READY=1\nSTATUS=serving 1 listener(s)")
+                # Ready means serving: a client is answered at once.
+                host, port = harness.host_port(server.addresses[0])
+                self.assertEqual(harness.exchange(host, port), b"Hello, client!")
+
+                server.process.send_signal(signal.SIGHUP)
+                self.assertRegex(self.receive(sock),
+                                 r"^RELOADING=1\nMONOTONIC_USEC=\d+\nSTATUS=reloading$")
+                self.assertEqual(self.receive(sock),
+                                 "READY=1\nSTATUS=reloaded: serving 1 listener(s)")
+
+                with open(config, "w") as f:
+                    f.write("threads = -1\n")
+                server.process.send_signal(signal.SIGHUP)
+                self.assertTrue(self.receive(sock).startswith("RELOADING=1"))
+                self.assertRegex(self.receive(sock), r"^READY=1\nSTATUS=reload rejected, the "
+                                                     r"running configuration stays: .*threads")
+
+                server.process.send_signal(signal.SIGTERM)
+                self.assertEqual(self.receive(sock),
+                                 "STOPPING=1\nEXTEND_TIMEOUT_USEC=8000000\nSTATUS=draining")
+                self.assertEqual(server.close(allowed_errors=[r"reload rejected"])[0], 0)
+
+    def test_nothing_is_sent_without_a_service_manager(self):
+        # No NOTIFY_SOCKET: salam starts and stops as ever (the other tests).
+        env = dict(os.environ)
+        env.pop("NOTIFY_SOCKET", None)
+        with harness.Server([BINARY, "--listen", "127.0.0.1:0"], env=env) as server:
+            self.assertEqual(server.close()[0], 0)
+
+
 if __name__ == "__main__":
     BINARY = sys.argv.pop(1)
     unittest.main()
