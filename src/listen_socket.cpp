@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -136,6 +137,35 @@ FileDescriptor open_listen_socket(const ListenAddress& address, const ListenOpti
   }
 
   if (::listen(fd, options.backlog) != 0) fail(errno, address, {});
+  return socket;
+}
+
+}  // namespace salam::detail
+
+namespace salam::detail {
+
+FileDescriptor adopt_listen_socket(int fd) {
+  FileDescriptor socket(fd);
+  int type = 0;
+  int listening = 0;
+  socklen_t length = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) != 0) {
+    throw std::system_error(errno, std::generic_category(),
+                            "inherited descriptor " + std::to_string(fd) + " is not a socket");
+  }
+  length = sizeof listening;
+  if (type != SOCK_STREAM ||
+      ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 || listening == 0) {
+    throw std::system_error(
+        EINVAL, std::generic_category(),
+        "inherited descriptor " + std::to_string(fd) + " is not a listening stream socket");
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
+      ::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+    throw std::system_error(errno, std::generic_category(),
+                            "cannot set up inherited descriptor " + std::to_string(fd));
+  }
   return socket;
 }
 

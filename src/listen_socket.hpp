@@ -36,4 +36,9 @@ void check_address_free(const ListenAddress& address, const ListenOptions& optio
 FileDescriptor open_listen_socket(const ListenAddress& address, const ListenOptions& options,
                                   bool reuse_port);
 
+// Takes a listening socket the program was given: checks that it is a
+// listening stream socket and makes it non-blocking and close-on-exec.
+// Throws std::system_error (EINVAL for a socket of the wrong kind).
+FileDescriptor adopt_listen_socket(int fd);
+
 }  // namespace salam::detail

@@ -58,6 +58,7 @@ struct Server::Impl {
     std::string local;
     SocketAddress local_ip;
     bool closed = false;
+    bool inherited = false;  // given, not bound: its Unix socket file is not ours
 
     // `accepting`: how many shards accept from it.
     detail::ShardListener for_shard(std::size_t id, unsigned shard, unsigned accepting) const {
@@ -82,7 +83,7 @@ struct Server::Impl {
     // Closed listeners removed their paths already (someone else may have
     // bound them since).
     for (const auto& listener : listeners) {
-      if (!listener->closed && !listener->address.unix_path.empty()) {
+      if (!listener->closed && !listener->inherited && !listener->address.unix_path.empty()) {
         ::unlink(listener->address.unix_path.c_str());
       }
     }
@@ -120,14 +121,22 @@ std::size_t Server::listen(const ListenOptions& options, HandlerFactory factory)
     log::warning("listen backlog {} for {} clamped to net.core.somaxconn = {}", options.backlog,
                  listener->address.to_string(), effective.backlog);
   }
+  if (options.inherited_fd >= 0) {
+    listener->inherited = true;
+    listener->sockets.push_back(
+        std::make_shared<FileDescriptor>(detail::adopt_listen_socket(options.inherited_fd)));
+  }
   // SO_REUSEPORT groups are for IP sockets; a Unix listener is shared.
-  const bool per_shard = options.reuse_port && listener->address.ip.has_value();
+  const bool per_shard =
+      options.reuse_port && listener->address.ip.has_value() && !listener->inherited;
   detail::ListenAddress bind_address = listener->address;
   if (per_shard) detail::check_address_free(bind_address, effective);
   const unsigned count = per_shard ? impl_->shard_count : 1;
   for (unsigned i = 0; i < count; ++i) {
-    listener->sockets.push_back(std::make_shared<FileDescriptor>(
-        detail::open_listen_socket(bind_address, effective, per_shard)));
+    if (!listener->inherited) {
+      listener->sockets.push_back(std::make_shared<FileDescriptor>(
+          detail::open_listen_socket(bind_address, effective, per_shard)));
+    }
     if (i == 0 && bind_address.ip) {
       // Port 0 picks a port; the other sockets of the group must take the same.
       sockaddr_storage raw{};
@@ -170,7 +179,9 @@ void Server::close_listener(std::size_t index) {
   listener.factory = {};  // and what its handlers hold
   for (auto& shard : impl_->shards)
     shard->request_remove(index);
-  if (!listener.address.unix_path.empty()) ::unlink(listener.address.unix_path.c_str());
+  if (!listener.address.unix_path.empty() && !listener.inherited) {
+    ::unlink(listener.address.unix_path.c_str());
+  }
   log::info("stopped listening on {}", listener.local);
 }
 

@@ -11,6 +11,8 @@
 #include <salam/log.hpp>
 #include <salam/tls.hpp>
 
+#include "socket_activation.hpp"
+
 namespace salam::daemon {
 
 namespace {
@@ -85,9 +87,15 @@ Daemon::Daemon(Overrides overrides, DaemonConfig config)
   options.threads = config_.threads;
   options.loop.backend = config_.backend;
   server_ = std::make_unique<Server>(options);
+  // Sockets systemd passed are used where they match a listener; the rest
+  // are closed once every listener is open.
+  InheritedSockets inherited = InheritedSockets::take();
   for (const auto& listener : config_.listeners) {
     auto stats = std::make_shared<ListenerStats>();
-    active_.push_back(Active{listener, open_retrying(listener, config_, stats, 3s), stats});
+    const int fd = inherited.claim(listener.address);
+    const std::size_t index =
+        fd >= 0 ? open(listener, config_, stats, fd) : open_retrying(listener, config_, stats, 3s);
+    active_.push_back(Active{listener, index, stats});
   }
 }
 
@@ -164,9 +172,10 @@ HandlerFactory Daemon::handler_for(const ListenerConfig& listener, const DaemonC
 }
 
 std::size_t Daemon::open(const ListenerConfig& listener, const DaemonConfig& config,
-                         std::shared_ptr<ListenerStats> stats) {
-  const std::size_t index =
-      server_->listen(listen_options(listener), handler_for(listener, config, stats));
+                         std::shared_ptr<ListenerStats> stats, int inherited) {
+  ListenOptions options = listen_options(listener);
+  options.inherited_fd = inherited;
+  const std::size_t index = server_->listen(options, handler_for(listener, config, stats));
   // Logs name the listener by where it really listens (port 0 becomes the
   // port the kernel chose).
   if (std::string bound = server_->local_address(index); bound != listener.address) {

@@ -38,8 +38,9 @@ class Daemon {
 
   HandlerFactory handler_for(const ListenerConfig& listener, const DaemonConfig& config,
                              std::shared_ptr<ListenerStats> stats);
+  // `inherited`: a socket systemd passed for it, or -1.
   std::size_t open(const ListenerConfig& listener, const DaemonConfig& config,
-                   std::shared_ptr<ListenerStats> stats);
+                   std::shared_ptr<ListenerStats> stats, int inherited = -1);
   void apply_client_limits(const ClientLimitOptions& options);
   void apply_handshake_rate(double rate);
   // open(), retrying for up to `patience` while the address is in use.

@@ -74,6 +74,13 @@ struct ListenOptions {
   // the kernel's autotuning, which lets one client that stops reading pin
   // up to net.ipv4.tcp_wmem's maximum (4 MiB by default) of kernel memory.
   int send_buffer = 0;
+  // A listening socket the program was given (systemd's socket activation):
+  // used as it is, never bound, shared by every shard; the server owns it
+  // from here on. It must be a listening stream socket (std::system_error
+  // otherwise), and `address` must be where it listens. The socket options
+  // above are the giver's business, and a Unix socket's file is left in
+  // place when the listener closes.
+  int inherited_fd = -1;
 };
 
 struct ServerOptions {
