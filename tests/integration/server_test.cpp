@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -381,6 +382,39 @@ TEST_P(ServerTest, RefusesAnAddressInUseWithAClearMessage) {
     EXPECT_NE(std::string(e.what()).find("cannot listen on " + taken), std::string::npos)
         << e.what();
   }
+}
+
+TEST_P(ServerTest, ServesOnAnInheritedSocketWithoutBinding) {
+  // A listening socket made elsewhere, as systemd's socket activation hands over.
+  FileDescriptor given(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  auto address = SocketAddress::parse("127.0.0.1:0");
+  ASSERT_EQ(::bind(given.get(), address.data(), address.size()), 0);
+  ASSERT_EQ(::listen(given.get(), 16), 0);
+  socklen_t length = sizeof(sockaddr_in);
+  ASSERT_EQ(::getsockname(given.get(), address.data(), &length), 0);
+  const std::string where = address.to_string();
+
+  Server server(options());
+  // The address is in use (by the given socket): only adopting it can work.
+  server.listen({.address = where, .inherited_fd = given.release()}, greeter());
+  server.start();
+  EXPECT_EQ(server.local_address(0), where);
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(greet_once(address, "hi"), kHello);
+  server.stop(1s);
+  server.wait();
+
+  // A socket that does not listen is refused, and closed.
+  const int datagram = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  Server other(options());
+  try {
+    other.listen({.address = "127.0.0.1:9", .inherited_fd = datagram}, greeter());
+    FAIL() << "a datagram socket was taken as a listener";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), std::errc::invalid_argument);
+    EXPECT_NE(std::string(e.what()).find("not a listening stream socket"), std::string::npos);
+  }
+  EXPECT_EQ(::fcntl(datagram, F_GETFD), -1) << "the refused descriptor was closed";
 }
 
 // Answers once the client has sent something, so that a test can hold a
