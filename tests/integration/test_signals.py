@@ -167,14 +167,18 @@ class Reload(unittest.TestCase):
             self.assertEqual(server.close()[0], 0)
 
 
+def wait_for_file(path, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 class PidFile(unittest.TestCase):
     def test_written_once_listening_and_removed_at_exit(self):
         with tempfile.TemporaryDirectory() as directory:
             path = os.path.join(directory, "salam.pid")
             with harness.Server([BINARY, "--listen", "127.0.0.1:0", "--pid-file", path]) as server:
-                deadline = time.monotonic() + 5
-                while not os.path.exists(path) and time.monotonic() < deadline:
-                    time.sleep(0.02)
+                wait_for_file(path)
                 with open(path) as f:
                     self.assertEqual(f.read(), f"{server.pid}\n")
                 self.assertEqual(os.listdir(directory), ["salam.pid"], "no temporary file is left")
@@ -185,9 +189,7 @@ class PidFile(unittest.TestCase):
         with tempfile.TemporaryDirectory() as directory:
             path = os.path.join(directory, "salam.pid")
             with harness.Server([BINARY, "--listen", "127.0.0.1:0", "--pid-file", path]) as server:
-                deadline = time.monotonic() + 5
-                while not os.path.exists(path) and time.monotonic() < deadline:
-                    time.sleep(0.02)
+                wait_for_file(path)
                 with open(path, "w") as f:
                     f.write("424242\n")  # another process took the file over
                 self.assertEqual(server.close()[0], 0)
