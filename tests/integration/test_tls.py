@@ -400,12 +400,21 @@ class TlsTest(unittest.TestCase):
             self.assertEqual(len(rejected), 4)
             self.assertTrue(any("does not match" in line for line in rejected), rejected)
             self.assertTrue(any("No such file" in line for line in rejected), rejected)
-            # A good new certificate: new handshakes get it.
+            # A good new certificate: new handshakes get it. A connection
+            # whose handshake began before the reload (accepted, its
+            # ClientHello not sent yet) finishes on the old certificate.
+            pending = socket.create_connection(("127.0.0.1", port), timeout=10)
+            time.sleep(0.3)  # accepted, and waiting in the handshake
             shutil.copy(path("beta.full"), live)
             server.process.send_signal(signal.SIGHUP)
             server.wait_for_log("configuration reloaded")
             out = s_client(port, "-servername", "x.beta.test", ign_eof=False)
             self.assertRegex(out, r"subject=CN ?= ?beta\.test")
+            with client_context().wrap_socket(pending, server_hostname="alpha.test") as old:
+                self.assertEqual(dict(x[0] for x in old.getpeercert()["subject"])["commonName"],
+                                 "alpha.test")
+                old.sendall(b"old set")
+                self.assertEqual(old.recv(100), b"old set")
             held.sendall(b"after")
             self.assertEqual(held.recv(100), b"after")
             held.close()
