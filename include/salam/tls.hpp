@@ -99,8 +99,6 @@ class ServerContext {
 
   // What checking found worth saying: certificates that expire soon.
   const std::vector<std::string>& warnings() const noexcept;
-  // The earliest expiry among the certificates.
-  std::chrono::system_clock::time_point earliest_expiry() const noexcept;
 
   struct Impl;
   const Impl& impl() const noexcept { return *impl_; }

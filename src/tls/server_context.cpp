@@ -389,7 +389,6 @@ ServerContext::Impl::Certificate load_certificate(const CertificateSource& sourc
   certificate.digest = digest_of(chain.front().get(), settings);
   SSL_CTX_set_session_id_context(c, certificate.digest.data(),
                                  static_cast<unsigned int>(certificate.digest.size()));
-  certificate.not_after = to_time_point(X509_get0_notAfter(chain.front().get()));
   return certificate;
 }
 
@@ -475,13 +474,6 @@ std::shared_ptr<const ServerContext> ServerContext::create(const ServerSettings&
 
 const std::vector<std::string>& ServerContext::warnings() const noexcept {
   return impl_->warnings;
-}
-
-std::chrono::system_clock::time_point ServerContext::earliest_expiry() const noexcept {
-  auto earliest = std::chrono::system_clock::time_point::max();
-  for (const auto& certificate : impl_->certificates)
-    earliest = std::min(earliest, certificate.not_after);
-  return earliest;
 }
 
 }  // namespace salam::tls

@@ -30,7 +30,6 @@ struct ServerContext::Impl {
     detail::SslCtxPtr context;
     std::vector<std::string> names;          // lower case; "*.example.com" for wildcards
     std::array<unsigned char, 32> digest{};  // certificate and verification settings
-    std::chrono::system_clock::time_point not_after;
   };
 
   std::vector<Certificate> certificates;

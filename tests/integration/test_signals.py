@@ -245,13 +245,6 @@ class ServiceManager(unittest.TestCase):
                                  "STOPPING=1\nEXTEND_TIMEOUT_USEC=8000000\nSTATUS=draining")
                 self.assertEqual(server.close(allowed_errors=[r"reload rejected"])[0], 0)
 
-    def test_nothing_is_sent_without_a_service_manager(self):
-        # No NOTIFY_SOCKET: salam starts and stops as ever (the other tests).
-        env = dict(os.environ)
-        env.pop("NOTIFY_SOCKET", None)
-        with harness.Server([BINARY, "--listen", "127.0.0.1:0"], env=env) as server:
-            self.assertEqual(server.close()[0], 0)
-
 
 if __name__ == "__main__":
     BINARY = sys.argv.pop(1)
