@@ -113,9 +113,11 @@ void Acceptor::on_result(int result, bool more) noexcept {
   } else if (result == -ECANCELED) {
     return;
   } else if (is_resource_shortage(-result)) {
+    shard_.count_accept_error(-result);
     pause(-result);
     return;
   } else if (!is_transient(-result)) {
+    shard_.count_accept_error(-result);
     log::error("accept on shard {}: {}; this listener stops accepting here", shard_.index(),
                errno_code(result).message());
     return;
@@ -133,7 +135,11 @@ void Acceptor::pause(int error) noexcept {
   // At most one line a second, however often descriptors run out.
   if (first && shard_.loop().now() - last_warning_ >= std::chrono::seconds(1)) {
     last_warning_ = shard_.loop().now();
-    log::warning("accept: {}; pausing accept for {} ms, shedding pending connections",
+    // Running out of descriptors is critical, as nginx has it: the server
+    // turns clients away until an operator raises the limit.
+    const bool descriptors = error == EMFILE || error == ENFILE;
+    log::message(descriptors ? log::Level::critical : log::Level::warning,
+                 "accept: {}; pausing accept for {} ms, shedding pending connections",
                  errno_code(error).message(),
                  std::chrono::duration_cast<std::chrono::milliseconds>(next_backoff_).count());
   }

@@ -254,7 +254,7 @@ void Server::start() {
   }
   const std::string backend(to_string(impl_->options.loop.backend));
   for (const auto& listener : impl_->listeners) {
-    if (listener->closed) continue;
+    if (listener->closed || !impl_->options.log_listening) continue;
     log::info("listening on {} ({} shard{}, {})", listener->local, impl_->shard_count,
               impl_->shard_count == 1 ? "" : "s", backend);
   }
@@ -302,6 +302,17 @@ std::vector<std::uint64_t> Server::accepted_per_shard() const {
   for (const auto& shard : impl_->shards)
     counts.push_back(shard->accepted());
   return counts;
+}
+
+AcceptErrors Server::accept_errors() const noexcept {
+  AcceptErrors total;
+  for (const auto& shard : impl_->shards) {
+    const AcceptErrors errors = shard->accept_errors();
+    total.descriptors += errors.descriptors;
+    total.memory += errors.memory;
+    total.other += errors.other;
+  }
+  return total;
 }
 
 std::size_t Server::cancelled_at_drain() const noexcept {

@@ -1,5 +1,6 @@
 #include "shard.hpp"
 
+#include <cerrno>
 #include <exception>
 
 #include <fcntl.h>
@@ -18,6 +19,9 @@ FileDescriptor open_reserve() noexcept {
   return FileDescriptor(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 }
 
+// The shard running on this thread (ShardContext::current).
+thread_local Shard* current_shard = nullptr;
+
 }  // namespace
 
 Shard::Shard(unsigned index, unsigned count, const ServerOptions& options,
@@ -31,6 +35,7 @@ Shard::Shard(unsigned index, unsigned count, const ServerOptions& options,
 Shard::~Shard() = default;
 
 void Shard::run(std::promise<void>& started) noexcept {
+  current_shard = this;
   try {
     loop_.emplace(options_.loop);
     connections_.emplace();
@@ -199,6 +204,19 @@ void Shard::serve(FileDescriptor socket, std::optional<SocketAddress> peer,
   }
 }
 
+void Shard::count_accept_error(int error) noexcept {
+  auto& counter = (error == EMFILE || error == ENFILE)    ? accept_errors_.descriptors
+                  : (error == ENOBUFS || error == ENOMEM) ? accept_errors_.memory
+                                                          : accept_errors_.other;
+  counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+AcceptErrors Shard::accept_errors() const noexcept {
+  return {accept_errors_.descriptors.load(std::memory_order_relaxed),
+          accept_errors_.memory.load(std::memory_order_relaxed),
+          accept_errors_.other.load(std::memory_order_relaxed)};
+}
+
 void Shard::shed_one(int listener) noexcept {
   reserve_.reset();
   int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -236,6 +254,10 @@ bool ShardContext::stopping() const noexcept {
 }
 Event::Awaiter ShardContext::wait_for_stop(Deadline deadline) const noexcept {
   return shard_->stop_requested().wait(deadline);
+}
+std::optional<ShardContext> ShardContext::current() noexcept {
+  if (detail::current_shard == nullptr) return std::nullopt;
+  return ShardContext(*detail::current_shard);
 }
 
 }  // namespace salam

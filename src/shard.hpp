@@ -73,6 +73,9 @@ class Shard final : public ConnectionObserver {
   void serve(FileDescriptor socket, std::optional<SocketAddress> peer,
              const Handler& handler) noexcept;
   void shed_one(int listener) noexcept;
+  // For acceptors: an accept that failed with `error` (an errno).
+  void count_accept_error(int error) noexcept;
+  AcceptErrors accept_errors() const noexcept;
 
   void connection_closed() noexcept override;
 
@@ -110,6 +113,11 @@ class Shard final : public ConnectionObserver {
   std::atomic<std::size_t> open_connections_ = 0;
   std::atomic<std::size_t> cancelled_at_drain_ = 0;
   std::atomic<std::uint64_t> accepted_ = 0;
+  struct {
+    std::atomic<std::uint64_t> descriptors = 0;
+    std::atomic<std::uint64_t> memory = 0;
+    std::atomic<std::uint64_t> other = 0;
+  } accept_errors_;
 };
 
 }  // namespace salam::detail

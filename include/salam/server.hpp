@@ -92,6 +92,16 @@ struct ServerOptions {
   // of the shard closes.
   Duration accept_backoff = std::chrono::milliseconds(50);
   Duration accept_backoff_max = std::chrono::seconds(1);
+  // start() logs a "listening on ADDRESS" line per listener (false: the
+  // program says where it listens itself).
+  bool log_listening = true;
+};
+
+// Accepts that failed, by kind (see Server::accept_errors).
+struct AcceptErrors {
+  std::uint64_t descriptors = 0;  // EMFILE, ENFILE: out of descriptors; accepting paused
+  std::uint64_t memory = 0;       // ENOBUFS, ENOMEM: out of kernel memory; accepting paused
+  std::uint64_t other = 0;        // anything else (a connection gone before it was accepted, ...)
 };
 
 class Server {
@@ -143,6 +153,8 @@ class Server {
   // Connections each shard has accepted since start(), by shard index: how
   // evenly the kernel spreads the load.
   std::vector<std::uint64_t> accepted_per_shard() const;
+  // Accepts that failed since start(), over all shards. Thread-safe.
+  AcceptErrors accept_errors() const noexcept;
 
  private:
   struct Impl;

@@ -18,6 +18,8 @@
 // task before it stops, like a connection.
 #pragma once
 
+#include <optional>
+
 #include <salam/event.hpp>
 #include <salam/loop.hpp>
 #include <salam/time.hpp>
@@ -39,6 +41,10 @@ class ShardContext {
   // Completes at `deadline` with false, or when the server begins to stop
   // with true (at once if it has).
   Event::Awaiter wait_for_stop(Deadline deadline = Deadline::never()) const noexcept;
+
+  // The shard whose thread calls, if any: in a handler, a handler factory
+  // or a shard task, the shard it runs on (to index per-shard state).
+  static std::optional<ShardContext> current() noexcept;
 
  private:
   friend class detail::Shard;

@@ -99,6 +99,13 @@ class ServerContext {
 
   // What checking found worth saying: certificates that expire soon.
   const std::vector<std::string>& warnings() const noexcept;
+  // Each certificate, in the order given: where it came from and when it
+  // (or the first certificate of its chain to do so) expires.
+  struct Certificate {
+    std::string origin;
+    std::chrono::system_clock::time_point not_after;
+  };
+  const std::vector<Certificate>& certificates() const noexcept;
 
   struct Impl;
   const Impl& impl() const noexcept { return *impl_; }

@@ -130,11 +130,15 @@ void check_chain(const std::vector<X509Ptr>& chain, const std::string& origin) {
   }
 }
 
-void check_dates(const std::vector<X509Ptr>& chain, const std::string& origin,
-                 std::vector<std::string>& warnings) {
+// Returns when the first certificate of the chain expires.
+std::chrono::system_clock::time_point check_dates(const std::vector<X509Ptr>& chain,
+                                                  const std::string& origin,
+                                                  std::vector<std::string>& warnings) {
   const auto now = std::chrono::system_clock::now();
+  auto earliest = std::chrono::system_clock::time_point::max();
   for (std::size_t i = 0; i < chain.size(); ++i) {
     const auto not_after = to_time_point(X509_get0_notAfter(chain[i].get()));
+    earliest = std::min(earliest, not_after);
     const auto not_before = to_time_point(X509_get0_notBefore(chain[i].get()));
     const std::string which =
         i == 0 ? "the certificate" : fmt::format("chain certificate {}", i + 1);
@@ -150,6 +154,7 @@ void check_dates(const std::vector<X509Ptr>& chain, const std::string& origin,
           std::chrono::duration_cast<std::chrono::hours>(not_after - now).count() / 24));
     }
   }
+  return earliest;
 }
 
 std::array<unsigned char, 32> digest_of(X509* certificate, const ServerSettings& settings) {
@@ -361,7 +366,7 @@ ServerContext::Impl::Certificate load_certificate(const CertificateSource& sourc
   if (chain.empty()) throw Error(fmt::format("{}: no certificate in it", origin));
   KeyPtr key = read_key(source.key.text.empty() ? source.chain : source.key);
   check_chain(chain, origin);
-  check_dates(chain, origin, impl.warnings);
+  impl.expiries.push_back({origin, check_dates(chain, origin, impl.warnings)});
 
   ServerContext::Impl::Certificate certificate;
   certificate.context = make_context(settings, impl);
@@ -474,6 +479,10 @@ std::shared_ptr<const ServerContext> ServerContext::create(const ServerSettings&
 
 const std::vector<std::string>& ServerContext::warnings() const noexcept {
   return impl_->warnings;
+}
+
+const std::vector<ServerContext::Certificate>& ServerContext::certificates() const noexcept {
+  return impl_->expiries;
 }
 
 }  // namespace salam::tls

@@ -37,6 +37,7 @@ struct ServerContext::Impl {
   std::vector<unsigned char> alpn;  // wire format: length-prefixed names
   std::shared_ptr<TicketKeys> ticket_keys;
   std::vector<std::string> warnings;
+  std::vector<ServerContext::Certificate> expiries;  // one per certificate, in order
 
   // A new server-side stream, or null without memory.
   std::unique_ptr<detail::Stream> new_stream() const;

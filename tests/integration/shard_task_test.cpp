@@ -89,15 +89,25 @@ Task<> greet(Connection client) {
 TEST_P(ShardTaskTest, HandlerFactoriesRunInTheShardsLoop) {
   std::mutex mutex;
   std::set<Loop*> loops;
+  std::set<unsigned> shards;
   Server server(options());
   server.listen({.address = "127.0.0.1:0"}, HandlerFactory([&] {
                   std::lock_guard lock(mutex);
                   loops.insert(Loop::current_or_null());
+                  // Per-shard state is indexed by the shard the factory runs on.
+                  const auto shard = ShardContext::current();
+                  EXPECT_TRUE(shard.has_value());
+                  if (shard) {
+                    shards.insert(shard->index());
+                    EXPECT_EQ(&shard->loop(), Loop::current_or_null());
+                  }
                   return Handler(greet);
                 }));
+  EXPECT_FALSE(ShardContext::current().has_value()) << "not on a shard's thread";
   server.start();
   EXPECT_EQ(loops.size(), 3u);
   EXPECT_EQ(loops.count(nullptr), 0u) << "Loop::current() is the shard's in a factory";
+  EXPECT_EQ(shards, (std::set<unsigned>{0, 1, 2}));
   server.stop(1s);
   server.wait();
 }
