@@ -235,6 +235,9 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
   option(app, "--access-log", o.access_log, "FILE", logging,
          "Write the per-connection records to FILE (reopened on SIGHUP, for log rotation)");
 
+  option(app, "--admin", o.admin, "ADDR", configuration,
+         "Serve metrics (/metrics), a status page (/), /status.json, /ready and /live over "
+         "HTTP on ADDR (IP:PORT or unix:/path); off by default");
   option(app, "--pid-file", o.pid_file, "FILE", configuration,
          "Write the process id to FILE once listening (atomically); removed at exit");
   option(app, "-c,--config", o.config_file, "FILE", configuration,
@@ -350,6 +353,7 @@ DaemonConfig load_configuration(const Overrides& o) {
   if (o.limit_message) set_message_text(config.limit_message, *o.limit_message, "--limit-message");
   if (o.access_log) config.access_log = *o.access_log;
   if (o.pid_file) config.pid_file = *o.pid_file;
+  if (o.admin) set_admin(config, *o.admin, "--admin");
   if (o.tls_handshake_rate) {
     set_tls_handshake_rate(config, *o.tls_handshake_rate, "--tls-handshake-rate");
   }

@@ -49,6 +49,7 @@ struct Overrides {
   std::optional<std::string> limit_message;
   std::optional<std::string> access_log;
   std::optional<std::string> pid_file;
+  std::optional<std::string> admin;
   std::optional<std::int64_t> threads;
   std::optional<std::string> backend;
   std::optional<std::int64_t> max_connections;

@@ -77,18 +77,25 @@ void finish_proxy(ListenerConfig& listener) {
 ConfigError::ConfigError(std::string_view where, std::string_view what)
     : std::runtime_error(where.empty() ? std::string(what) : fmt::format("{}: {}", where, what)) {}
 
-void set_address(ListenerConfig& listener, std::string_view value, std::string_view where) {
+std::string checked_address(std::string_view value, std::string_view where) {
   if (value.starts_with("unix:")) {
     if (value.size() == 5) throw ConfigError(where, "missing path after unix:");
     if (value.size() - 5 > 107) throw ConfigError(where, "Unix socket path longer than 107 bytes");
-    listener.address = std::string(value);
-    return;
+    return std::string(value);
   }
   std::string_view why;
   auto address = SocketAddress::try_parse(value, &why);
   if (!address)
     throw ConfigError(where, fmt::format("bad address '{}': {}", printable(value), why));
-  listener.address = address->to_string();  // one spelling, so that reloads can match listeners
+  return address->to_string();  // one spelling, so that reloads can match listeners
+}
+
+void set_address(ListenerConfig& listener, std::string_view value, std::string_view where) {
+  listener.address = checked_address(value, where);
+}
+
+void set_admin(DaemonConfig& config, std::string_view value, std::string_view where) {
+  config.admin = value.empty() ? std::string() : checked_address(value, where);
 }
 
 void set_service(ListenerConfig& listener, std::string_view value, std::string_view where) {
@@ -274,6 +281,10 @@ void finish(DaemonConfig& config) {
                           fmt::format("address {} is already used by the listener at {}",
                                       printable(listener.address), first->second->origin));
       }
+    }
+    if (listener.address == config.admin && !config.admin.ends_with(":0")) {
+      throw ConfigError(listener.origin,
+                        fmt::format("address {} is the admin endpoint's", printable(config.admin)));
     }
     finish_access(listener);
     finish_proxy(listener);

@@ -106,11 +106,15 @@ struct DaemonConfig {
   double tls_handshake_rate = 0;  // TLS handshakes per second, over all listeners; 0: no limit
   std::string config_file;
   std::string pid_file;  // empty: none
+  std::string admin;     // the admin endpoint's address; empty: none
   std::vector<ListenerConfig> listeners;
 };
 
 // Checked setters: each throws ConfigError naming `where`.
+// An IP:PORT or unix:/path, in the one spelling reloads match by.
+std::string checked_address(std::string_view value, std::string_view where);
 void set_address(ListenerConfig& listener, std::string_view value, std::string_view where);
+void set_admin(DaemonConfig& config, std::string_view value, std::string_view where);
 void set_service(ListenerConfig& listener, std::string_view value, std::string_view where);
 void set_backlog(ListenerConfig& listener, std::int64_t value, std::string_view where);
 void set_message(ServiceOptions& options, std::string_view escaped, std::string_view where);

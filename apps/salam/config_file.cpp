@@ -161,6 +161,8 @@ class FileReader {
         config.access_log = std::string(string(node, name));
       } else if (name == "pid-file") {
         config.pid_file = std::string(string(node, name));
+      } else if (name == "admin") {
+        set_admin(config, string(node, name), at);
       } else if (name == "max-connections-per-client") {
         set_client_limit(config.client_limits.max_connections, integer(node, name), 1'000'000,
                          "connections per client", at);

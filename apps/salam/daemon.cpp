@@ -9,6 +9,7 @@
 #include <fmt/ranges.h>
 
 #include <salam/log.hpp>
+#include <salam/shard_context.hpp>
 #include <salam/tls.hpp>
 
 #include "socket_activation.hpp"
@@ -91,16 +92,24 @@ Daemon::Daemon(Overrides overrides, DaemonConfig config)
   // are closed once every listener is open.
   InheritedSockets inherited = InheritedSockets::take();
   for (const auto& listener : config_.listeners) {
-    auto stats = std::make_shared<ListenerStats>();
+    auto metrics = std::make_shared<ListenerMetrics>(server_->shard_count());
     const int fd = inherited.claim(listener.address);
-    const std::size_t index =
-        fd >= 0 ? open(listener, config_, stats, fd) : open_retrying(listener, config_, stats, 3s);
-    active_.push_back(Active{listener, index, stats});
+    const std::size_t index = fd >= 0 ? open(listener, config_, metrics, fd)
+                                      : open_retrying(listener, config_, metrics, 3s);
+    active_.push_back(Active{listener, index, metrics});
+  }
+  status_ = std::make_unique<DaemonStatus>(*server_, SALAM_VERSION);
+  publish_status();
+  if (!config_.admin.empty()) {
+    admin_ = std::make_unique<AdminServer>(config_.admin, server_->backend(), *status_);
+    const std::string where = admin_->address();
+    log::info("admin endpoint on {}{}", where.starts_with("unix:") ? "" : "http://",
+              where.starts_with("unix:") ? where : where + "/");
   }
 }
 
 std::size_t Daemon::open_retrying(const ListenerConfig& listener, const DaemonConfig& config,
-                                  std::shared_ptr<ListenerStats> stats, Duration patience) {
+                                  std::shared_ptr<ListenerMetrics> metrics, Duration patience) {
   // The address may be held a moment longer by a socket on its way out:
   // at start, a predecessor's that was just killed (or restarted by
   // systemd: io_uring lets go of a dead process's sockets in a kernel
@@ -113,7 +122,7 @@ std::size_t Daemon::open_retrying(const ListenerConfig& listener, const DaemonCo
   const auto give_up = std::chrono::steady_clock::now() + patience;
   for (bool warned = false;; warned = true) {
     try {
-      return open(listener, config, stats);
+      return open(listener, config, metrics);
     } catch (const std::system_error& e) {
       if (e.code() != std::errc::address_in_use || std::chrono::steady_clock::now() >= give_up)
         throw;
@@ -130,20 +139,27 @@ std::size_t Daemon::open_retrying(const ListenerConfig& listener, const DaemonCo
 int Daemon::run() {
   // The listeners listen already: connections wait in their queues.
   if (!config_.pid_file.empty()) pid_file_.write(config_.pid_file);
+  if (admin_) admin_->start();
   SignalHooks hooks;
   hooks.started = [this] {
+    status_->set_phase(Phase::running);
     service_manager_.ready(fmt::format("serving {} listener(s)", active_.size()));
   };
   hooks.hangup = [this] {
     service_manager_.reloading();
     reload();
+    status_->reloaded(last_reload_error_);
     service_manager_.ready(last_reload_error_.empty()
                                ? fmt::format("reloaded: serving {} listener(s)", active_.size())
                                : "reload rejected, the running configuration stays: " +
                                      last_reload_error_);
   };
-  hooks.stopping = [this] { service_manager_.stopping(config_.drain_timeout); };
+  hooks.stopping = [this] {
+    status_->set_phase(Phase::draining);
+    service_manager_.stopping(config_.drain_timeout);
+  };
   const int status = run_until_signal(*server_, config_.drain_timeout, hooks);
+  if (admin_) admin_->stop();  // after the drain: /ready said 503 all along
   pid_file_.remove();
   log_refusals();
   if (server_->shard_count() > 1) {
@@ -153,7 +169,7 @@ int Daemon::run() {
 }
 
 HandlerFactory Daemon::handler_for(const ListenerConfig& listener, const DaemonConfig& config,
-                                   std::shared_ptr<ListenerStats> stats) {
+                                   std::shared_ptr<ListenerMetrics> metrics) {
   auto shared = std::make_shared<ListenerRuntime>();
   shared->config = listener;
   shared->service = find_service(listener.service);
@@ -161,27 +177,29 @@ HandlerFactory Daemon::handler_for(const ListenerConfig& listener, const DaemonC
   shared->limits = limits_;
   shared->handshakes = handshakes_;
   shared->limit_message = config.limit_message;
-  shared->stats = std::move(stats);
+  shared->metrics = std::move(metrics);
   shared->is_unix = listener.address.starts_with("unix:");
   shared->log_connections = config.log_connections;
   return [shared] {
     // Each shard gets its own copy: sessions count references shard-locally.
-    auto local = std::make_shared<const ListenerRuntime>(*shared);
+    auto copy = std::make_shared<ListenerRuntime>(*shared);
+    copy->counters = &copy->metrics->shard(ShardContext::current()->index());
+    std::shared_ptr<const ListenerRuntime> local = std::move(copy);
     return Handler([local](Connection client) { return serve_session(std::move(client), local); });
   };
 }
 
 std::size_t Daemon::open(const ListenerConfig& listener, const DaemonConfig& config,
-                         std::shared_ptr<ListenerStats> stats, int inherited) {
+                         std::shared_ptr<ListenerMetrics> metrics, int inherited) {
   ListenOptions options = listen_options(listener);
   options.inherited_fd = inherited;
-  const std::size_t index = server_->listen(options, handler_for(listener, config, stats));
+  const std::size_t index = server_->listen(options, handler_for(listener, config, metrics));
   // Logs name the listener by where it really listens (port 0 becomes the
   // port the kernel chose).
   if (std::string bound = server_->local_address(index); bound != listener.address) {
     ListenerConfig named = listener;
     named.address = std::move(bound);
-    server_->replace_handler(index, handler_for(named, config, stats));
+    server_->replace_handler(index, handler_for(named, config, metrics));
   }
   return index;
 }
@@ -269,14 +287,14 @@ void Daemon::apply_reload() {
   try {
     for (const auto& listener : next.listeners) {
       if (running.contains(listener.address)) continue;
-      auto stats = std::make_shared<ListenerStats>();
-      added.push_back(Active{listener, open_retrying(listener, next, stats, 1s), stats});
+      auto metrics = std::make_shared<ListenerMetrics>(server_->shard_count());
+      added.push_back(Active{listener, open_retrying(listener, next, metrics, 1s), metrics});
     }
     for (const auto& active : active_) {
       auto found = wanted.find(active.config.address);
       if (found == wanted.end()) continue;
-      kept_handlers.push_back(handler_for(*found->second, next, active.stats));
-      kept.push_back(Active{*found->second, active.index, active.stats});
+      kept_handlers.push_back(handler_for(*found->second, next, active.metrics));
+      kept.push_back(Active{*found->second, active.index, active.metrics});
     }
   } catch (...) {
     for (const auto& undo : added)
@@ -316,15 +334,49 @@ void Daemon::apply_reload() {
   }
   budget_.set_limit(next.max_connections);
   log::configure({next.log_level, next.log_format, log::settings().fd});
+  if (next.admin != config_.admin) {
+    log::warning("a new admin address takes effect at the next start");
+    next.admin = config_.admin;
+  }
   config_ = std::move(next);
+  publish_status();
   log::info("configuration reloaded from {}: {} listener(s)", config_.config_file, active_.size());
+}
+
+void Daemon::publish_status() {
+  std::vector<ListenerInfo> listeners;
+  listeners.reserve(active_.size());
+  for (const auto& active : active_) {
+    ListenerInfo info;
+    info.address = server_->local_address(active.index);
+    info.service = active.config.service;
+    switch (active.config.proxy.mode) {
+      case ProxyMode::off:
+        info.proxy = "off";
+        break;
+      case ProxyMode::required:
+        info.proxy = "required";
+        break;
+      case ProxyMode::optional:
+        info.proxy = "optional";
+        break;
+    }
+    if (const auto& context = active.config.tls.context) {
+      info.tls = true;
+      info.certificates = context->certificates();
+    }
+    info.metrics = active.metrics;
+    listeners.push_back(std::move(info));
+  }
+  status_->set_listeners(std::move(listeners), config_.max_connections);
 }
 
 void Daemon::log_refusals() const {
   for (const auto& active : active_) {
+    const ListenerTotals totals = active.metrics->totals();
     std::string counts;
     for (int reason = 0; reason < kCloseReasons; ++reason) {
-      const auto count = active.stats->refused[reason].load(std::memory_order_relaxed);
+      const auto count = totals.refused[reason];
       if (count == 0) continue;
       counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", count,
                             to_string(static_cast<CloseReason>(reason)));

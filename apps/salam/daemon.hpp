@@ -13,11 +13,13 @@
 #include <salam/server.hpp>
 
 #include "access_log_file.hpp"
+#include "admin/admin_server.hpp"
 #include "cli.hpp"
 #include "config.hpp"
 #include "pid_file.hpp"
 #include "service_manager.hpp"
 #include "session.hpp"
+#include "status.hpp"
 
 namespace salam::daemon {
 
@@ -33,25 +35,27 @@ class Daemon {
   struct Active {
     ListenerConfig config;
     std::size_t index;
-    std::shared_ptr<ListenerStats> stats;
+    std::shared_ptr<ListenerMetrics> metrics;
   };
 
   HandlerFactory handler_for(const ListenerConfig& listener, const DaemonConfig& config,
-                             std::shared_ptr<ListenerStats> stats);
+                             std::shared_ptr<ListenerMetrics> metrics);
   // `inherited`: a socket systemd passed for it, or -1.
   std::size_t open(const ListenerConfig& listener, const DaemonConfig& config,
-                   std::shared_ptr<ListenerStats> stats, int inherited = -1);
+                   std::shared_ptr<ListenerMetrics> metrics, int inherited = -1);
   void apply_client_limits(const ClientLimitOptions& options);
   void apply_handshake_rate(double rate);
   // open(), retrying for up to `patience` while the address is in use.
   std::size_t open_retrying(const ListenerConfig& listener, const DaemonConfig& config,
-                            std::shared_ptr<ListenerStats> stats, Duration patience);
+                            std::shared_ptr<ListenerMetrics> metrics, Duration patience);
   // SIGHUP: re-reads the configuration and applies it, or keeps the
   // running one if anything at all goes wrong.
   void reload() noexcept;
   void apply_reload();
   void reopen_access_log() noexcept;
   void log_refusals() const;
+  // Tells the admin endpoint what runs now.
+  void publish_status();
 
   Overrides overrides_;
   DaemonConfig config_;
@@ -64,6 +68,8 @@ class Daemon {
   ServiceManager service_manager_;
   std::string last_reload_error_;  // empty: the last reload succeeded
   std::vector<Active> active_;
+  std::unique_ptr<DaemonStatus> status_;  // reads server_ and active_'s metrics
+  std::unique_ptr<AdminServer> admin_;    // null without --admin
 };
 
 }  // namespace salam::daemon

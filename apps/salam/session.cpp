@@ -122,8 +122,12 @@ void write_record(const Connection& client, const Session& session, const Listen
 
 void record(const Connection& client, const Session& session, const ListenerRuntime& listener,
             CloseReason reason, bool refused) {
+  listener.counters->count_end(
+      reason, refused, client.bytes_in(), client.bytes_out(),
+      std::chrono::duration<double>(Clock::now() - session.started).count());
+  if (session.tls)
+    (session.tls->resumed ? listener.counters->tls_resumed : listener.counters->tls_full).add();
   if (refused) {
-    listener.stats->refused[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
     std::uint64_t suppressed = 0;
     if (!listener.refusal_records.allow(Clock::now(), suppressed)) return;
     if (suppressed > 0) {
@@ -267,6 +271,7 @@ bool RefusalRecords::allow(TimePoint now, std::uint64_t& suppressed) noexcept {
 
 Task<> serve_session(Connection client, std::shared_ptr<const ListenerRuntime> listener) {
   const ListenerRuntime& l = *listener;
+  l.counters->accepted.add();
   Session session;
 
   std::optional<CloseReason> refused;

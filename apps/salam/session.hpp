@@ -9,8 +9,6 @@
 // and summed up in one line rather than flooding the log.
 #pragma once
 
-#include <array>
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -22,16 +20,11 @@
 
 #include "close_reason.hpp"
 #include "config.hpp"
+#include "metrics.hpp"
 #include "rate_limit.hpp"
 #include "services/service.hpp"
 
 namespace salam::daemon {
-
-// Refusals per reason, over all shards (only refusals are counted here, so
-// ordinary connections touch no shared counter).
-struct ListenerStats {
-  std::array<std::atomic<std::uint64_t>, kCloseReasons> refused{};
-};
 
 // A token bucket for the access records of refused connections: a flood of
 // refused clients must not flood the log. One per listener per shard.
@@ -58,7 +51,8 @@ struct ListenerRuntime {
   ConnectionBudget* budget = nullptr;    // owned by the daemon, outlives the server
   std::shared_ptr<ClientLimits> limits;  // null: no per-client limits
   std::string limit_message;             // sent before closing a client refused by a limit
-  std::shared_ptr<ListenerStats> stats;
+  std::shared_ptr<ListenerMetrics> metrics;
+  ShardCounters* counters = nullptr;      // this shard's, in `metrics`
   std::shared_ptr<RateLimit> handshakes;  // null: no limit on TLS handshakes
   bool is_unix = false;
   bool log_connections = true;
