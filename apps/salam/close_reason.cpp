@@ -1,6 +1,7 @@
 #include "close_reason.hpp"
 
 #include <cerrno>
+#include <cstring>
 
 #include <salam/result.hpp>
 #include <salam/tls.hpp>
@@ -49,7 +50,12 @@ std::string_view to_string(CloseReason reason) noexcept {
   return "server_error";
 }
 
-CloseReason reason_for(std::error_code error, CloseReason on_timeout) noexcept {
+std::string_view errno_name(int error) noexcept {
+  const char* name = ::strerrorname_np(error);
+  return name != nullptr ? name : "unknown error";
+}
+
+Ending ending_for(std::error_code error, CloseReason on_timeout) noexcept {
   if (error == timed_out()) return on_timeout;
   if (error == cancelled()) return CloseReason::shutdown;
   if (error == tls::tls_failure()) return CloseReason::tls_error;
@@ -62,7 +68,7 @@ CloseReason reason_for(std::error_code error, CloseReason on_timeout) noexcept {
     case ENETUNREACH:
       return CloseReason::client_reset;
     default:
-      return CloseReason::server_error;
+      return {CloseReason::server_error, error.value()};
   }
 }
 

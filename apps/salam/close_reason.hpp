@@ -42,7 +42,21 @@ constexpr bool is_refusal(CloseReason reason) noexcept {
 
 std::string_view to_string(CloseReason reason) noexcept;
 
-// The reason an I/O error means; `on_timeout` says which deadline it was.
-CloseReason reason_for(std::error_code error, CloseReason on_timeout) noexcept;
+// How a connection ended: its reason and, for a server_error, the errno
+// behind it (0 if none), which the access record names.
+struct Ending {
+  CloseReason reason;
+  int error = 0;
+  // Implicit: a reason alone is an ending.
+  constexpr Ending(CloseReason why, int errno_value = 0) noexcept  // NOLINT
+      : reason(why), error(errno_value) {}
+};
+
+// The ending an I/O error means; `on_timeout` says which deadline it was.
+Ending ending_for(std::error_code error, CloseReason on_timeout) noexcept;
+
+// An errno's symbolic name ("ENOBUFS"), a static string; "unknown error"
+// for a value without one.
+std::string_view errno_name(int error) noexcept;
 
 }  // namespace salam::daemon

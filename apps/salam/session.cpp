@@ -120,6 +120,17 @@ void write_record(const Connection& client, const Session& session, const Listen
   }
 }
 
+// A failure on the server's side is a problem for the operator: a warning,
+// whatever --quiet says, at a bounded rate.
+void warn_of_server_error(const Session& session, const ListenerRuntime& listener) {
+  std::uint64_t suppressed = 0;
+  if (!listener.server_errors.allow(Clock::now(), suppressed)) return;
+  log::warning(
+      "{}: a connection failed on the server's side ({}){}", listener.config.address,
+      session.detail.empty() ? std::string_view("no error code") : session.detail,
+      suppressed == 0 ? std::string() : fmt::format("; {} more not logged one by one", suppressed));
+}
+
 void record(const Connection& client, const Session& session, const ListenerRuntime& listener,
             CloseReason reason, bool refused) {
   listener.counters->count_end(
@@ -127,6 +138,7 @@ void record(const Connection& client, const Session& session, const ListenerRunt
       std::chrono::duration<double>(Clock::now() - session.started).count());
   if (session.tls)
     (session.tls->resumed ? listener.counters->tls_resumed : listener.counters->tls_full).add();
+  if (reason == CloseReason::server_error) warn_of_server_error(session, listener);
   if (refused) {
     std::uint64_t suppressed = 0;
     if (!listener.refusal_records.allow(Clock::now(), suppressed)) return;
@@ -138,6 +150,14 @@ void record(const Connection& client, const Session& session, const ListenerRunt
     return;
   }
   if (log::enabled(log::Level::info)) write_record(client, session, listener, reason);
+}
+
+// The ending's reason; a server_error's errno goes into the record's detail.
+CloseReason noted(Ending ending, Session& session) {
+  if (ending.reason == CloseReason::server_error && ending.error != 0 && session.detail.empty()) {
+    session.detail = errno_name(ending.error);
+  }
+  return ending.reason;
 }
 
 // Reads the PROXY header, if the listener wants one, and learns the real
@@ -159,7 +179,7 @@ Task<std::optional<CloseReason>> accept_proxy_header(Connection& client,
     auto input = co_await client.read(proxy::kDefaultMaxV2Length - received.size(), deadline);
     if (!input) {
       if (input.error() == timed_out()) co_return CloseReason::timeout_proxy;
-      co_return reason_for(input.error(), CloseReason::timeout_proxy);
+      co_return noted(ending_for(input.error(), CloseReason::timeout_proxy), session);
     }
     if (input->empty()) {
       session.detail = "closed before the header ended";
@@ -224,7 +244,7 @@ Task<std::optional<CloseReason>> accept_tls(Connection& client, const ListenerRu
   if (!handshake) {
     if (handshake.error == timed_out()) co_return CloseReason::timeout_tls;
     session.detail = handshake.detail;
-    co_return reason_for(handshake.error, CloseReason::timeout_tls);
+    co_return noted(ending_for(handshake.error, CloseReason::timeout_tls), session);
   }
   session.tls = std::make_unique<tls::SessionInfo>(std::move(handshake.info));
   co_return std::nullopt;
@@ -256,7 +276,7 @@ CloseReason refine(CloseReason reason, const Connection& client) {
 
 }  // namespace
 
-bool RefusalRecords::allow(TimePoint now, std::uint64_t& suppressed) noexcept {
+bool LineBudget::allow(TimePoint now, std::uint64_t& suppressed) noexcept {
   const double elapsed = std::chrono::duration<double>(now - last_).count();
   last_ = now;
   tokens_ = std::min(kBurst, tokens_ + elapsed * kPerSecond);
@@ -296,7 +316,8 @@ Task<> serve_session(Connection client, std::shared_ptr<const ListenerRuntime> l
     if (l.config.max_lifetime > Duration::zero()) client.set_lifetime(l.config.max_lifetime);
     if (l.config.min_rate > 0) client.set_minimum_rate(l.config.min_rate, l.config.min_rate_grace);
     log_connected(client, session, l);
-    reason = refine(co_await l.service->serve(client, l.config.options), client);
+    const Ending ending = co_await l.service->serve(client, l.config.options);
+    reason = refine(noted(ending, session), client);
     if (reason == CloseReason::tls_error) session.detail = tls::failure_detail(client);
   }
   // The peer's address costs a system call on io_uring (multishot accept

@@ -5,7 +5,7 @@
 //
 // A connection refused at a step never reaches the next, and every
 // connection ends with exactly one access record and one close reason —
-// except refusals beyond a rate (see RefusalRecords), which are counted
+// except refusals beyond a rate (see LineBudget), which are counted
 // and summed up in one line rather than flooding the log.
 #pragma once
 
@@ -26,9 +26,10 @@
 
 namespace salam::daemon {
 
-// A token bucket for the access records of refused connections: a flood of
-// refused clients must not flood the log. One per listener per shard.
-class RefusalRecords {
+// A token bucket for log lines that a flood could multiply: the records of
+// refused connections, the warnings of server-side failures. One per kind
+// per listener per shard.
+class LineBudget {
  public:
   // True if this refusal gets its record; `suppressed` then holds how many
   // did not since the last one that did.
@@ -57,7 +58,8 @@ struct ListenerRuntime {
   bool is_unix = false;
   bool log_connections = true;
 
-  mutable RefusalRecords refusal_records;  // this shard's
+  mutable LineBudget refusal_records;  // this shard's
+  mutable LineBudget server_errors;    // this shard's warnings of server_error ends
 };
 
 Task<> serve_session(Connection client, std::shared_ptr<const ListenerRuntime> listener);

@@ -109,8 +109,31 @@ class Faults(unittest.TestCase):
             with self.subTest(backend=backend), salam(backend, "buffer=ENOBUFS:every=2") as server:
                 _, port = harness.host_port(server.addresses[0])
                 self.assert_each_ends_as(server, [greet(port) for _ in range(10)], "server_error")
+                # The record names the errno, and the operator gets a warning.
+                self.assertRegex(server.log(), r"closed: server_error \(ENOBUFS\)")
+                self.assertRegex(server.log(), r"warning \S+: a connection failed on the "
+                                               r"server's side \(ENOBUFS\)")
                 server.assert_fds_return()
                 server.close()
+
+    def test_server_errors_are_warned_of_under_quiet_too_at_a_bounded_rate(self):
+        with salam("epoll", "buffer=ENOBUFS:every=1", "--quiet") as server:
+            _, port = harness.host_port(server.addresses[0])
+            replies = [greet(port)[0] for _ in range(150)]
+            self.assertEqual(replies, [b""] * 150)
+            server.wait_for_log(r"a connection failed on the server's side \(ENOBUFS\)")
+            log = server.log()
+            self.assertNotIn(" closed: ", log, "--quiet keeps the records out")
+            # The budget: a burst of 100, then 20 a second; the rest counted.
+            warnings = log.count("a connection failed on the server's side")
+            self.assertGreaterEqual(warnings, 100)
+            self.assertLess(warnings, 150)
+            # The next one allowed says how many were not logged.
+            time.sleep(0.2)
+            self.assertEqual(greet(port)[0], b"")
+            skipped = int(server.wait_for_log(r"; (\d+) more not logged one by one").group(1))
+            self.assertEqual(warnings + skipped, 150)
+            server.close()
 
     def test_timers_that_cannot_be_armed_fail_connections_not_the_server(self):
         # Every timer fails: each greeting's read (it has a deadline) fails

@@ -42,13 +42,13 @@ const std::string& pattern_block() {
 
 // Both tasks are joined by serve_chargen, which owns the connection for
 // longer than they run: the references are safe.
-Task<> send_pattern(Connection& client, const ServiceOptions& options, CloseReason& reason) {
+Task<> send_pattern(Connection& client, const ServiceOptions& options, Ending& ending) {
   const std::string& block = pattern_block();
   for (;;) {
     if (auto error = co_await client.write_all(block, options.write_timeout)) {
       // Closing is how a chargen client says it has had enough.
       const bool closed = error.value() == EPIPE || error.value() == ECONNRESET;
-      reason = closed ? CloseReason::client_closed : reason_for(error, CloseReason::timeout_write);
+      ending = closed ? CloseReason::client_closed : ending_for(error, CloseReason::timeout_write);
       break;
     }
   }
@@ -66,13 +66,13 @@ Task<> discard_input(Connection& client) {
 
 }  // namespace
 
-Task<CloseReason> serve_chargen(Connection& client, const ServiceOptions& options) {
-  CloseReason reason = CloseReason::done;
+Task<Ending> serve_chargen(Connection& client, const ServiceOptions& options) {
+  Ending ending = CloseReason::done;
   TaskScope both;
   both.spawn(discard_input(client));
-  both.spawn(send_pattern(client, options, reason));
+  both.spawn(send_pattern(client, options, ending));
   co_await both.join();
-  co_return reason;
+  co_return ending;
 }
 
 }  // namespace salam::daemon

@@ -8,7 +8,7 @@
 
 namespace salam::daemon {
 
-Task<CloseReason> serve_daytime(Connection& client, const ServiceOptions& options) {
+Task<Ending> serve_daytime(Connection& client, const ServiceOptions& options) {
   std::time_t now = std::time(nullptr);
   std::tm parts{};
   ::gmtime_r(&now, &parts);

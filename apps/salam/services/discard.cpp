@@ -5,10 +5,10 @@
 
 namespace salam::daemon {
 
-Task<CloseReason> serve_discard(Connection& client, const ServiceOptions& options) {
+Task<Ending> serve_discard(Connection& client, const ServiceOptions& options) {
   for (;;) {
     auto input = co_await client.read(64 * 1024, options.idle_timeout);
-    if (!input) co_return reason_for(input.error(), CloseReason::timeout_idle);
+    if (!input) co_return ending_for(input.error(), CloseReason::timeout_idle);
     if (input->empty()) break;
   }
   co_return CloseReason::done;

@@ -8,13 +8,13 @@
 
 namespace salam::daemon {
 
-Task<CloseReason> serve_echo(Connection& client, const ServiceOptions& options) {
+Task<Ending> serve_echo(Connection& client, const ServiceOptions& options) {
   for (;;) {
     auto input = co_await client.read(64 * 1024, options.idle_timeout);
-    if (!input) co_return reason_for(input.error(), CloseReason::timeout_idle);
+    if (!input) co_return ending_for(input.error(), CloseReason::timeout_idle);
     if (input->empty()) break;
     if (auto error = co_await client.write_all(input->bytes(), options.write_timeout)) {
-      co_return reason_for(error, CloseReason::timeout_write);
+      co_return ending_for(error, CloseReason::timeout_write);
     }
   }
   co_return CloseReason::done;

@@ -7,15 +7,15 @@
 
 namespace salam::daemon {
 
-Task<CloseReason> serve_greet(Connection& client, const ServiceOptions& options) {
+Task<Ending> serve_greet(Connection& client, const ServiceOptions& options) {
   if (!options.greet_first) {
     auto request = co_await client.read(options.read_size, options.read_timeout);
-    if (!request) co_return reason_for(request.error(), CloseReason::timeout_first_byte);
+    if (!request) co_return ending_for(request.error(), CloseReason::timeout_first_byte);
   }
   // The reply is written here rather than through send_reply(): one
   // coroutine frame fewer on the path every greeting takes.
   if (auto error = co_await client.write_all(options.message, options.write_timeout)) {
-    co_return reason_for(error, CloseReason::timeout_write);
+    co_return ending_for(error, CloseReason::timeout_write);
   }
   co_return CloseReason::done;
 }

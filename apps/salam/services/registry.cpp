@@ -31,9 +31,9 @@ const ServiceInfo* find_service(std::string_view name) noexcept {
   return nullptr;
 }
 
-Task<CloseReason> send_reply(Connection& client, std::string_view reply, Duration timeout) {
+Task<Ending> send_reply(Connection& client, std::string_view reply, Duration timeout) {
   if (auto error = co_await client.write_all(reply, timeout)) {
-    co_return reason_for(error, CloseReason::timeout_write);
+    co_return ending_for(error, CloseReason::timeout_write);
   }
   co_return CloseReason::done;
 }

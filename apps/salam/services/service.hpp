@@ -21,7 +21,7 @@ namespace salam::daemon {
 
 // The connection is owned by the caller, which awaits the service at once,
 // so a reference is safe here.
-using ServeFunction = Task<CloseReason> (*)(Connection& client, const ServiceOptions& options);
+using ServeFunction = Task<Ending> (*)(Connection& client, const ServiceOptions& options);
 
 struct ServiceInfo {
   std::string_view name;
@@ -32,15 +32,15 @@ struct ServiceInfo {
 std::span<const ServiceInfo> all_services() noexcept;
 const ServiceInfo* find_service(std::string_view name) noexcept;
 
-Task<CloseReason> serve_greet(Connection& client, const ServiceOptions& options);
-Task<CloseReason> serve_echo(Connection& client, const ServiceOptions& options);
-Task<CloseReason> serve_discard(Connection& client, const ServiceOptions& options);
-Task<CloseReason> serve_chargen(Connection& client, const ServiceOptions& options);
-Task<CloseReason> serve_daytime(Connection& client, const ServiceOptions& options);
-Task<CloseReason> serve_time(Connection& client, const ServiceOptions& options);
-Task<CloseReason> serve_qotd(Connection& client, const ServiceOptions& options);
+Task<Ending> serve_greet(Connection& client, const ServiceOptions& options);
+Task<Ending> serve_echo(Connection& client, const ServiceOptions& options);
+Task<Ending> serve_discard(Connection& client, const ServiceOptions& options);
+Task<Ending> serve_chargen(Connection& client, const ServiceOptions& options);
+Task<Ending> serve_daytime(Connection& client, const ServiceOptions& options);
+Task<Ending> serve_time(Connection& client, const ServiceOptions& options);
+Task<Ending> serve_qotd(Connection& client, const ServiceOptions& options);
 
 // Sends `reply`: the common end of the one-shot services.
-Task<CloseReason> send_reply(Connection& client, std::string_view reply, Duration timeout);
+Task<Ending> send_reply(Connection& client, std::string_view reply, Duration timeout);
 
 }  // namespace salam::daemon
