@@ -88,6 +88,15 @@ Daemon::Daemon(Overrides overrides, DaemonConfig config)
   options.threads = config_.threads;
   options.loop.backend = config_.backend;
   server_ = std::make_unique<Server>(options);
+  // The shards' heartbeat, for the watchdog and for /live.
+  const Duration watchdog = Watchdog::interval_from_environment();
+  if (watchdog > Duration::zero() || !config_.admin.empty()) {
+    heartbeat_ = std::make_unique<Heartbeat>(
+        server_->shard_count(), watchdog > Duration::zero() ? Watchdog::heartbeat_period(watchdog)
+                                                            : std::chrono::milliseconds(500));
+    server_->on_each_shard(heartbeat_->task());
+  }
+  if (watchdog > Duration::zero()) watchdog_ = std::make_unique<Watchdog>(*heartbeat_, watchdog);
   // Sockets systemd passed are used where they match a listener; the rest
   // are closed once every listener is open.
   InheritedSockets inherited = InheritedSockets::take();
@@ -98,7 +107,7 @@ Daemon::Daemon(Overrides overrides, DaemonConfig config)
                                       : open_retrying(listener, config_, metrics, 3s);
     active_.push_back(Active{listener, index, metrics});
   }
-  status_ = std::make_unique<DaemonStatus>(*server_, SALAM_VERSION);
+  status_ = std::make_unique<DaemonStatus>(*server_, SALAM_VERSION, heartbeat_.get());
   publish_status();
   if (!config_.admin.empty()) {
     admin_ = std::make_unique<AdminServer>(config_.admin, server_->backend(), *status_);
@@ -144,6 +153,13 @@ int Daemon::run() {
   hooks.started = [this] {
     status_->set_phase(Phase::running);
     service_manager_.ready(fmt::format("serving {} listener(s)", active_.size()));
+    if (watchdog_) {
+      try {
+        watchdog_->start();
+      } catch (const std::exception& e) {
+        log::error("systemd watchdog: cannot start its thread: {}", e.what());
+      }
+    }
   };
   hooks.hangup = [this] {
     service_manager_.reloading();
@@ -159,6 +175,7 @@ int Daemon::run() {
     service_manager_.stopping(config_.drain_timeout);
   };
   const int status = run_until_signal(*server_, config_.drain_timeout, hooks);
+  watchdog_.reset();
   if (admin_) admin_->stop();  // after the drain: /ready said 503 all along
   pid_file_.remove();
   log_refusals();

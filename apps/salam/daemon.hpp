@@ -16,10 +16,12 @@
 #include "admin/admin_server.hpp"
 #include "cli.hpp"
 #include "config.hpp"
+#include "heartbeat.hpp"
 #include "pid_file.hpp"
 #include "service_manager.hpp"
 #include "session.hpp"
 #include "status.hpp"
+#include "watchdog.hpp"
 
 namespace salam::daemon {
 
@@ -63,6 +65,7 @@ class Daemon {
   std::shared_ptr<ClientLimits> limits_;   // null when no per-client limit is set
   std::shared_ptr<RateLimit> handshakes_;  // null when TLS handshakes are not limited
   AccessLogFile access_log_;
+  std::unique_ptr<Heartbeat> heartbeat_;  // null without --admin or a watchdog; outlives server_
   std::unique_ptr<Server> server_;
   PidFile pid_file_;
   ServiceManager service_manager_;
@@ -70,6 +73,7 @@ class Daemon {
   std::vector<Active> active_;
   std::unique_ptr<DaemonStatus> status_;  // reads server_ and active_'s metrics
   std::unique_ptr<AdminServer> admin_;    // null without --admin
+  std::unique_ptr<Watchdog> watchdog_;    // null unless systemd asks for one
 };
 
 }  // namespace salam::daemon

@@ -20,8 +20,11 @@ double unix_now() noexcept {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-DaemonStatus::DaemonStatus(const Server& server, std::string version)
-    : server_(server), version_(std::move(version)), start_time_(unix_now()) {
+DaemonStatus::DaemonStatus(const Server& server, std::string version, const Heartbeat* heartbeat)
+    : server_(server),
+      version_(std::move(version)),
+      heartbeat_(heartbeat),
+      start_time_(unix_now()) {
   reload_.last_success_time = start_time_;
 }
 
@@ -71,6 +74,18 @@ StatusSnapshot DaemonStatus::snapshot() const {
   }
   snapshot.peak = std::max(peak_.load(std::memory_order_relaxed), snapshot.active);
   return snapshot;
+}
+
+std::optional<DaemonStatus::Silence> DaemonStatus::silent_shard() const noexcept {
+  // Before the shards run there is nothing to hear; /ready says so.
+  if (heartbeat_ == nullptr || phase() == Phase::starting) return std::nullopt;
+  // Four beats missed, and at least two seconds: a busy shard's timer may
+  // fire late, a wedged one never does.
+  const Duration silence = std::max<Duration>(4 * heartbeat_->period(), std::chrono::seconds(2));
+  const TimePoint now = Clock::now();
+  const auto shard = heartbeat_->silent_shard(now, silence);
+  if (!shard) return std::nullopt;
+  return Silence{*shard, now - heartbeat_->last_beat(*shard)};
 }
 
 void DaemonStatus::sample() {

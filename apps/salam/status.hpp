@@ -12,12 +12,14 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <salam/server.hpp>
 #include <salam/tls.hpp>
 
+#include "heartbeat.hpp"
 #include "metrics.hpp"
 
 namespace salam::daemon {
@@ -68,8 +70,8 @@ struct StatusSnapshot {
 
 class DaemonStatus {
  public:
-  // `server` must outlive this object's use.
-  DaemonStatus(const Server& server, std::string version);
+  // `server` and `heartbeat` (null: none) must outlive this object's use.
+  DaemonStatus(const Server& server, std::string version, const Heartbeat* heartbeat = nullptr);
 
   // From the daemon's thread.
   void set_listeners(std::vector<ListenerInfo> listeners, std::uint64_t limit);
@@ -79,6 +81,13 @@ class DaemonStatus {
   // From any thread.
   Phase phase() const noexcept { return phase_.load(std::memory_order_relaxed); }
   StatusSnapshot snapshot() const;
+  // A shard whose heartbeat has been silent too long (see Heartbeat), and
+  // for how long; nothing if every shard turns (or nothing beats).
+  struct Silence {
+    unsigned shard;
+    Duration silent;
+  };
+  std::optional<Silence> silent_shard() const noexcept;
   // Records the connections open now in the peaks; called every 100 ms by
   // the admin endpoint, so a peak shorter than that may be missed.
   void sample();
@@ -86,6 +95,7 @@ class DaemonStatus {
  private:
   const Server& server_;
   const std::string version_;
+  const Heartbeat* heartbeat_;
   const double start_time_;
   std::atomic<Phase> phase_ = Phase::starting;
   std::atomic<std::uint64_t> peak_ = 0;

@@ -1,6 +1,8 @@
 """Signals: SIGTERM and SIGINT drain, a second signal cuts the drain short,
 SIGHUP reloads the configuration file without dropping connections, and
 a bad file is rejected while the running configuration keeps serving."""
+import ctypes
+import http.client
 import os
 import signal
 import socket
@@ -244,6 +246,107 @@ class ServiceManager(unittest.TestCase):
                 self.assertEqual(self.receive(sock),
                                  "STOPPING=1\nEXTEND_TIMEOUT_USEC=8000000\nSTATUS=draining")
                 self.assertEqual(server.close(allowed_errors=[r"reload rejected"])[0], 0)
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+class HeldThread:
+    """One thread of a process held still, the way a debugger stops a
+    thread (PTRACE_SEIZE, then PTRACE_INTERRUPT); the others run on. Let go
+    when the block ends."""
+    PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT, WALL = 17, 0x4206, 0x4207, 0x40000000
+
+    def __init__(self, pid, name):
+        task = f"/proc/{pid}/task"
+        found = [tid for tid in os.listdir(task) if read(f"{task}/{tid}/comm").strip() == name]
+        assert len(found) == 1, f"threads named {name}: {found}"
+        self.tid = int(found[0])
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p,
+                                     ctypes.c_void_p]
+
+    def ptrace(self, request):
+        if self.libc.ptrace(request, self.tid, None, None) != 0:
+            raise OSError(ctypes.get_errno(), f"ptrace({request:#x}, {self.tid})")
+
+    def __enter__(self):
+        self.ptrace(self.PTRACE_SEIZE)
+        self.ptrace(self.PTRACE_INTERRUPT)
+        os.waitpid(self.tid, self.WALL)  # it is stopped
+        return self
+
+    def __exit__(self, *exc):
+        self.ptrace(self.PTRACE_DETACH)
+
+
+class Watchdog(unittest.TestCase):
+    """WATCHDOG=1 goes out only while every shard turns."""
+
+    def pings(self, sock, seconds):
+        """How many WATCHDOG=1 arrive within `seconds`."""
+        count = 0
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                count += sock.recv(4096) == b"WATCHDOG=1"
+            except socket.timeout:
+                break
+        return count
+
+    def test_a_wedged_shard_stops_the_pings_and_live_names_it(self):
+        for backend in harness.BACKENDS:
+            with self.subTest(backend=backend), tempfile.TemporaryDirectory() as directory:
+                notify_path = os.path.join(directory, "notify")
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                sock.bind(notify_path)
+                with sock, harness.Server(
+                        [BINARY, "--backend", backend, "--listen", "127.0.0.1:0", "--threads", "2",
+                         "--admin", "127.0.0.1:0"],
+                        env={"NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "400000"}) as server:
+                    admin = harness.host_port(
+                        server.wait_for_log(r"admin endpoint on http://(\S+)/").group(1))
+                    sock.settimeout(10)
+                    self.assertTrue(sock.recv(4096).startswith(b"READY=1"))
+                    server.wait_for_log(r"systemd watchdog: pinging every 200 ms")
+                    # Every 200 ms: 5 a second; tolerance for a noisy machine.
+                    self.assertGreaterEqual(self.pings(sock, 1.0), 3)
+                    with HeldThread(server.pid, "salam-shard-1"):
+                        server.wait_for_log(r"error systemd watchdog: shard 1 has not turned for "
+                                            r"\d+ ms; not pinging")
+                        # Pings sent before that line were due: the shard had
+                        # turned since the one before. None may follow it.
+                        sock.setblocking(False)
+                        try:
+                            while sock.recv(4096):
+                                pass
+                        except BlockingIOError:
+                            pass
+                        self.assertEqual(self.pings(sock, 1.0), 0, "a ping with a shard held")
+                        # /live waits for 2 s of silence.
+                        deadline = time.monotonic() + 10
+                        while live(admin)[0] == 200 and time.monotonic() < deadline:
+                            time.sleep(0.1)
+                        status, body = live(admin)
+                        self.assertEqual(status, 503)
+                        self.assertRegex(body, r"^shard 1 has not turned for \d+ ms\n$")
+                    server.wait_for_log(r"every shard turns again; pinging again")
+                    self.assertGreaterEqual(self.pings(sock, 1.0), 3)
+                    self.assertEqual(live(admin)[0], 200)
+                    self.assertEqual(server.close(allowed_errors=[r"has not turned"])[0], 0)
+
+
+def live(address):
+    connection = http.client.HTTPConnection(*address, timeout=10)
+    try:
+        connection.request("GET", "/live")
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
 
 
 if __name__ == "__main__":

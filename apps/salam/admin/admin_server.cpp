@@ -1,5 +1,7 @@
 #include "admin_server.hpp"
 
+#include <fmt/format.h>
+
 #include <salam/log.hpp>
 #include <salam/shard_context.hpp>
 
@@ -41,7 +43,17 @@ std::string answer(const http::Request& request, const DaemonStatus& status) {
     return http::response(phase == Phase::running ? 200 : 503, "text/plain; charset=utf-8",
                           phase == Phase::running ? "ready\n" : body, request);
   }
-  if (path == "/live") return http::response(200, "text/plain; charset=utf-8", "live\n", request);
+  if (path == "/live") {
+    if (const auto silence = status.silent_shard()) {
+      return http::response(
+          503, "text/plain; charset=utf-8",
+          fmt::format(
+              "shard {} has not turned for {} ms\n", silence->shard,
+              std::chrono::duration_cast<std::chrono::milliseconds>(silence->silent).count()),
+          request);
+    }
+    return http::response(200, "text/plain; charset=utf-8", "live\n", request);
+  }
   return http::response(404, "text/plain; charset=utf-8",
                         "404 Not Found: try /, /status.json, /metrics, /ready or /live\n", request);
 }

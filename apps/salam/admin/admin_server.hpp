@@ -6,7 +6,8 @@
 //   /metrics      Prometheus text format, or OpenMetrics if asked for
 //   /ready        200 once every listener listens and every shard runs;
 //                 503 while starting or draining
-//   /live         200 while the process answers
+//   /live         200 while every shard's loop turns (see Heartbeat), 503
+//                 naming a shard that has been silent for too long
 //
 // It runs on a Server of its own, one thread, so that nothing done here —
 // a slow scraper, a flood of requests — runs on the service listeners'
