@@ -52,18 +52,32 @@ struct Server::Impl {
     detail::ListenAddress address;
     HandlerFactory factory;
     // One socket shared by all shards, or one per shard (SO_REUSEPORT; one
-    // in all for a single shard);
+    // in all for a single shard), or the group the program was given;
     // handed to the shards at start and dropped here.
     std::vector<std::shared_ptr<FileDescriptor>> sockets;
+    std::vector<int> descriptors;  // their numbers, while the listener is open
     std::string local;
     SocketAddress local_ip;
     bool closed = false;
-    bool inherited = false;  // given, not bound: its Unix socket file is not ours
+    bool inherited = false;  // given, not bound
+    bool keep_file = false;  // its Unix socket's file is not ours to remove
 
-    // `accepting`: how many shards accept from it.
-    detail::ShardListener for_shard(std::size_t id, unsigned shard, unsigned accepting) const {
-      const auto& socket = sockets.size() > 1 ? sockets[shard] : sockets[0];
-      return detail::ShardListener{id, socket, factory, sockets.size() == 1 && accepting > 1};
+    // Shard `shard`'s share of the sockets, of `shards` in all. With as
+    // many sockets as shards or more, each socket goes to one shard (shard
+    // i takes i, i + shards, ...); with fewer, the shards share them
+    // round-robin.
+    detail::ShardListener for_shard(std::size_t id, unsigned shard, unsigned shards) const {
+      detail::ShardListener out{id, {}, factory};
+      const std::size_t count = sockets.size();
+      if (count >= shards) {
+        for (std::size_t j = shard; j < count; j += shards)
+          out.sockets.push_back({sockets[j], false});
+      } else {
+        const std::size_t j = shard % count;
+        const std::size_t sharing = (shards - j + count - 1) / count;
+        out.sockets.push_back({sockets[j], sharing > 1});
+      }
+      return out;
     }
   };
 
@@ -83,7 +97,7 @@ struct Server::Impl {
     // Closed listeners removed their paths already (someone else may have
     // bound them since).
     for (const auto& listener : listeners) {
-      if (!listener->closed && !listener->inherited && !listener->address.unix_path.empty()) {
+      if (!listener->closed && !listener->keep_file && !listener->address.unix_path.empty()) {
         ::unlink(listener->address.unix_path.c_str());
       }
     }
@@ -121,10 +135,17 @@ std::size_t Server::listen(const ListenOptions& options, HandlerFactory factory)
     log::warning("listen backlog {} for {} clamped to net.core.somaxconn = {}", options.backlog,
                  listener->address.to_string(), effective.backlog);
   }
-  if (options.inherited_fd >= 0) {
+  if (!options.inherited_fds.empty()) {
     listener->inherited = true;
-    listener->sockets.push_back(
-        std::make_shared<FileDescriptor>(detail::adopt_listen_socket(options.inherited_fd)));
+    listener->keep_file = !options.owns_inherited_file;
+    // Each is owned from here on, even if one of them is refused.
+    std::vector<FileDescriptor> given;
+    for (const int fd : options.inherited_fds)
+      given.emplace_back(fd);
+    for (auto& fd : given) {
+      listener->sockets.push_back(
+          std::make_shared<FileDescriptor>(detail::adopt_listen_socket(fd.release())));
+    }
   }
   // SO_REUSEPORT groups are for IP sockets; a Unix listener is shared.
   const bool per_shard =
@@ -149,6 +170,8 @@ std::size_t Server::listen(const ListenOptions& options, HandlerFactory factory)
     }
   }
   listener->local = bind_address.to_string();
+  for (const auto& socket : listener->sockets)
+    listener->descriptors.push_back(socket->get());
   // A closed listener's slot is taken again, so that listeners opened and
   // closed by reload after reload take no memory for good. Each shard hears
   // of the removal before the addition (its queue is in order).
@@ -176,10 +199,11 @@ void Server::close_listener(std::size_t index) {
   if (listener.closed) return;
   listener.closed = true;
   listener.sockets.clear();
+  listener.descriptors.clear();
   listener.factory = {};  // and what its handlers hold
   for (auto& shard : impl_->shards)
     shard->request_remove(index);
-  if (!listener.address.unix_path.empty() && !listener.inherited) {
+  if (!listener.address.unix_path.empty() && !listener.keep_file) {
     ::unlink(listener.address.unix_path.c_str());
   }
   log::info("stopped listening on {}", listener.local);
@@ -191,6 +215,17 @@ void Server::replace_handler(std::size_t index, HandlerFactory factory) {
   listener.factory = factory;
   for (auto& shard : impl_->shards)
     shard->request_replace(index, factory);
+}
+
+std::vector<int> Server::listening_descriptors(std::size_t index) const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->listeners.at(index)->descriptors;
+}
+
+void Server::keep_socket_files() noexcept {
+  std::lock_guard lock(impl_->mutex);
+  for (auto& listener : impl_->listeners)
+    listener->keep_file = true;  // the file is another process's now
 }
 
 std::string Server::local_address(std::size_t index) const {
@@ -324,7 +359,7 @@ std::size_t Server::cancelled_at_drain() const noexcept {
 
 int run_until_signal(Server& server, Duration drain_timeout,
                      const std::function<void()>& on_hangup) {
-  return run_until_signal(server, drain_timeout, SignalHooks{{}, on_hangup, {}});
+  return run_until_signal(server, drain_timeout, SignalHooks{{}, on_hangup, {}, {}});
 }
 
 int run_until_signal(Server& server, Duration drain_timeout, const SignalHooks& hooks) {
@@ -333,6 +368,7 @@ int run_until_signal(Server& server, Duration drain_timeout, const SignalHooks& 
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGHUP);
+  if (hooks.upgrade) sigaddset(&signals, SIGUSR2);
   sigset_t previous;
   // Blocked before the shards start, so that their threads inherit the
   // mask and the signals come here.
@@ -348,14 +384,20 @@ int run_until_signal(Server& server, Duration drain_timeout, const SignalHooks& 
   int signal_number = 0;
   for (;;) {
     if (::sigwait(&signals, &signal_number) != 0) continue;
-    if (signal_number != SIGHUP) break;
-    if (hooks.hangup) {
-      hooks.hangup();
+    if (signal_number == SIGHUP) {
+      if (hooks.hangup) hooks.hangup();
+    } else if (signal_number == SIGUSR2) {
+      const bool replaced = hooks.upgrade();
       log::flush_thread_buffer();
+      if (replaced) break;
+    } else {
+      break;
     }
+    log::flush_thread_buffer();
   }
   if (hooks.stopping) hooks.stopping();
-  log::info("{}: stopping; connections have {} ms to finish", ::strsignal(signal_number),
+  log::info("{}: stopping; connections have {} ms to finish",
+            signal_number == SIGUSR2 ? "upgraded" : ::strsignal(signal_number),
             std::chrono::duration_cast<std::chrono::milliseconds>(drain_timeout).count());
   log::flush_thread_buffer();
   server.stop(drain_timeout);

@@ -75,11 +75,8 @@ Task<> Shard::main(std::promise<void>& started) {
   // The handler factories run here, in the running loop, so that they may
   // use Loop::current(). A factory that throws fails the server's start.
   try {
-    for (ShardListener& listener : initial_listeners_) {
-      acceptors_.emplace(listener.id,
-                         std::make_unique<Acceptor>(*this, std::move(listener.socket),
-                                                    listener.shared, listener.factory()));
-    }
+    for (ShardListener& listener : initial_listeners_)
+      make_acceptors(listener);
     initial_listeners_.clear();
     std::lock_guard lock(loop_mutex_);
     loop_alive_ = true;
@@ -103,8 +100,11 @@ Task<> Shard::main(std::promise<void>& started) {
     if (Clock::now() >= drain_deadline_) {
       const std::size_t left = connections_->active();
       cancelled_at_drain_.store(left, std::memory_order_relaxed);
-      log::warning("shard {}: {} connection(s) still open at the drain deadline; closing them",
-                   index_, left);
+      // Said only of a drain that had time: stop(0) asks to cut at once.
+      if (drain_deadline_ > drain_started_) {
+        log::warning("shard {}: {} connection(s) still open at the drain deadline; closing them",
+                     index_, left);
+      }
       Engine::cancel_all(*loop_);
       break;
     }
@@ -149,24 +149,35 @@ void Shard::request_remove(std::size_t id) {
 
 void Shard::request_replace(std::size_t id, HandlerFactory factory) {
   post([this, id, factory = std::move(factory)] {
-    auto found = acceptors_.find(id);
-    if (found == acceptors_.end()) return;
+    auto [first, last] = acceptors_.equal_range(id);
+    if (first == last) return;
     try {
-      found->second->set_handler(factory());
+      const Handler handler = factory();
+      for (auto it = first; it != last; ++it)
+        it->second->set_handler(handler);
     } catch (const std::exception& e) {
       log::error("listener {}: the new handler could not be made: {}", id, e.what());
     }
   });
 }
 
+void Shard::make_acceptors(ShardListener& listener) {
+  const Handler handler = listener.factory();
+  for (auto& socket : listener.sockets) {
+    acceptors_.emplace(listener.id, std::make_unique<Acceptor>(*this, std::move(socket.socket),
+                                                               socket.shared, handler));
+  }
+}
+
 void Shard::add(ShardListener listener) noexcept {
   if (stopping_) return;
   try {
-    auto acceptor = std::make_unique<Acceptor>(*this, std::move(listener.socket), listener.shared,
-                                               listener.factory());
-    acceptor->start();
-    acceptors_.emplace(listener.id, std::move(acceptor));
+    make_acceptors(listener);
+    auto [first, last] = acceptors_.equal_range(listener.id);
+    for (auto it = first; it != last; ++it)
+      it->second->start();
   } catch (const std::exception& e) {
+    acceptors_.erase(listener.id);  // none started: a factory or an allocation threw
     log::error("listener {}: cannot start accepting on shard {}: {}", listener.id, index_,
                e.what());
   }
@@ -176,14 +187,16 @@ void Shard::remove(std::size_t id) noexcept {
   // Acceptors stopped earlier are freed once the loop has reaped their
   // operations, so the retired list holds at most the latest ones.
   std::erase_if(retired_, [](const auto& acceptor) { return acceptor->finished(); });
-  auto found = acceptors_.find(id);
-  if (found == acceptors_.end()) return;
-  found->second->stop();
-  retired_.push_back(std::move(found->second));
-  acceptors_.erase(found);
+  auto [first, last] = acceptors_.equal_range(id);
+  for (auto it = first; it != last; ++it) {
+    it->second->stop();
+    retired_.push_back(std::move(it->second));
+  }
+  acceptors_.erase(first, last);
 }
 
 void Shard::begin_stop(TimePoint drain_deadline) noexcept {
+  if (!stop_requested_->is_set()) drain_started_ = Clock::now();
   drain_deadline_ = std::min(drain_deadline_, drain_deadline);
   stop_requested_->set();
   drain_progress_->set();  // re-check against the (maybe nearer) deadline

@@ -29,12 +29,17 @@ namespace salam::detail {
 
 class Acceptor;
 
-// One listener as a shard gets it.
+// One listener as a shard gets it: the sockets it accepts from (one,
+// usually; more when it was handed a larger SO_REUSEPORT group than it has
+// shards), each with whether other shards accept from it too.
 struct ShardListener {
+  struct Socket {
+    std::shared_ptr<FileDescriptor> socket;
+    bool shared = true;
+  };
   std::size_t id;
-  std::shared_ptr<FileDescriptor> socket;
-  HandlerFactory factory;  // called on the shard's thread
-  bool shared = true;      // other shards accept from this socket too
+  std::vector<Socket> sockets;
+  HandlerFactory factory;  // called once, on the shard's thread
 };
 
 class Shard final : public ConnectionObserver {
@@ -85,6 +90,8 @@ class Shard final : public ConnectionObserver {
   void start_tasks() noexcept;
   void post(std::function<void()> work);
   void add(ShardListener listener) noexcept;
+  // The acceptors of one listener (throws what its factory throws).
+  void make_acceptors(ShardListener& listener);
   void remove(std::size_t id) noexcept;
   void begin_stop(TimePoint drain_deadline) noexcept;
 
@@ -94,13 +101,15 @@ class Shard final : public ConnectionObserver {
   std::vector<ShardListener> initial_listeners_;
   std::vector<ShardTask> tasks_;
   // Acceptors outlive the loop: its destructor reaps their operations.
-  std::map<std::size_t, std::unique_ptr<Acceptor>> acceptors_;
+  // One or more per listener id.
+  std::multimap<std::size_t, std::unique_ptr<Acceptor>> acceptors_;
   std::vector<std::unique_ptr<Acceptor>> retired_;  // stopped, maybe not reaped yet
   std::optional<Loop> loop_;
   std::optional<TaskScope> connections_;
   std::optional<Event> stop_requested_;
   std::optional<Event> drain_progress_;
   TimePoint drain_deadline_ = TimePoint::max();
+  TimePoint drain_started_{};  // when the first stop request came
   bool stopping_ = false;
   // A descriptor kept in reserve, closed to accept-and-drop one connection
   // when the process is out of descriptors. Another thread may take the

@@ -74,13 +74,22 @@ struct ListenOptions {
   // the kernel's autotuning, which lets one client that stops reading pin
   // up to net.ipv4.tcp_wmem's maximum (4 MiB by default) of kernel memory.
   int send_buffer = 0;
-  // A listening socket the program was given (systemd's socket activation):
-  // used as it is, never bound, shared by every shard; the server owns it
-  // from here on. It must be a listening stream socket (std::system_error
-  // otherwise), and `address` must be where it listens. The socket options
-  // above are the giver's business, and a Unix socket's file is left in
-  // place when the listener closes.
-  int inherited_fd = -1;
+  // Listening sockets the program was given — by systemd's socket
+  // activation, or by the process it replaces (an upgrade hands over
+  // every socket of an SO_REUSEPORT group, so that no queued connection
+  // is lost): used as they are, never bound; the server owns them from
+  // here on. One is shared by every shard; a group goes one socket per
+  // shard where the counts match, and is spread over the shards where they
+  // do not (see docs/engine.md, "Inherited sockets"). Each must be a
+  // listening stream socket (std::system_error otherwise), and `address`
+  // must be where they listen. The socket options above are the giver's
+  // business, and a Unix socket's file is left in place when the listener
+  // closes.
+  std::vector<int> inherited_fds{};
+  // An inherited Unix socket's file is removed when the listener closes,
+  // as if it had been bound here: it came from the process this one
+  // replaces, not from systemd (whose file it is).
+  bool owns_inherited_file = false;
 };
 
 struct ServerOptions {
@@ -122,6 +131,14 @@ class Server {
   void close_listener(std::size_t index);
   // New connections of the listener go to the new handler.
   void replace_handler(std::size_t index, HandlerFactory factory);
+  // The descriptors of listener `index`'s sockets (one, or its SO_REUSEPORT
+  // group), for handing them to another process: the server still owns
+  // them, and they stay valid while the listener is open and the server
+  // runs. Empty once it is closed.
+  std::vector<int> listening_descriptors(std::size_t index) const;
+  // From now on no listener removes its Unix socket's file when it closes:
+  // another process serves the sockets now (after an upgrade).
+  void keep_socket_files() noexcept;
   // Where listener `index` listens (with the real port when 0 was asked),
   // as text: `127.0.0.1:40123` or `unix:/path`.
   std::string local_address(std::size_t index) const;
@@ -176,10 +193,14 @@ int run_until_signal(Server& server, Duration drain_timeout = std::chrono::secon
 // each SIGHUP, `stopping` when the drain begins. For a service manager's
 // notifications (sd_notify's READY, RELOADING and STOPPING). Hooks must
 // not throw.
+// `upgrade`, if given, runs at each SIGUSR2 (which is then waited for like
+// the others): it returns true once another process serves in this one's
+// place, and the drain begins as for SIGTERM; false keeps serving.
 struct SignalHooks {
-  std::function<void()> started;
-  std::function<void()> hangup;
-  std::function<void()> stopping;
+  std::function<void()> started{};
+  std::function<void()> hangup{};
+  std::function<void()> stopping{};
+  std::function<bool()> upgrade{};
 };
 int run_until_signal(Server& server, Duration drain_timeout, const SignalHooks& hooks);
 

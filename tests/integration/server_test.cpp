@@ -396,7 +396,7 @@ TEST_P(ServerTest, ServesOnAnInheritedSocketWithoutBinding) {
 
   Server server(options());
   // The address is in use (by the given socket): only adopting it can work.
-  server.listen({.address = where, .inherited_fd = given.release()}, greeter());
+  server.listen({.address = where, .inherited_fds = {given.release()}}, greeter());
   server.start();
   EXPECT_EQ(server.local_address(0), where);
   for (int i = 0; i < 10; ++i)
@@ -408,13 +408,51 @@ TEST_P(ServerTest, ServesOnAnInheritedSocketWithoutBinding) {
   const int datagram = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   Server other(options());
   try {
-    other.listen({.address = "127.0.0.1:9", .inherited_fd = datagram}, greeter());
+    other.listen({.address = "127.0.0.1:9", .inherited_fds = {datagram}}, greeter());
     FAIL() << "a datagram socket was taken as a listener";
   } catch (const std::system_error& e) {
     EXPECT_EQ(e.code(), std::errc::invalid_argument);
     EXPECT_NE(std::string(e.what()).find("not a listening stream socket"), std::string::npos);
   }
   EXPECT_EQ(::fcntl(datagram, F_GETFD), -1) << "the refused descriptor was closed";
+}
+
+// An SO_REUSEPORT group of `count` listening sockets on one port, as an
+// upgrade hands them over.
+std::vector<int> reuse_port_group(int count, SocketAddress& address) {
+  std::vector<int> group;
+  address = SocketAddress::parse("127.0.0.1:0");
+  for (int i = 0; i < count; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int on = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
+    EXPECT_EQ(::bind(fd, address.data(), address.size()), 0);
+    EXPECT_EQ(::listen(fd, 1024), 0);
+    socklen_t length = sizeof(sockaddr_in);
+    ::getsockname(fd, address.data(), &length);  // the port the first was given
+    group.push_back(fd);
+  }
+  return group;
+}
+
+TEST_P(ServerTest, ServesEverySocketOfAnInheritedGroupWhateverTheShardCount) {
+  // More sockets than shards, as many, and fewer: connections the kernel
+  // puts in any socket's queue must all be served.
+  for (const auto& [sockets, shards] : {std::pair{3, 2}, {2, 2}, {2, 3}, {1, 3}}) {
+    SCOPED_TRACE(::testing::Message() << sockets << " sockets, " << shards << " shards");
+    SocketAddress address;
+    std::vector<int> group = reuse_port_group(sockets, address);
+    Server server(options(static_cast<unsigned>(shards)));
+    server.listen({.address = address.to_string(), .inherited_fds = group}, greeter());
+    EXPECT_EQ(server.listening_descriptors(0), group);
+    server.start();
+    // The kernel spreads connections over the group by a hash of the
+    // client's port: 200 reach every socket.
+    const auto stats = testing::run_exchanges(address, 200, 20, "hi", kHello, 20s);
+    EXPECT_EQ(stats.ok, 200) << stats.first_problem;
+    server.stop(1s);
+    server.wait();
+  }
 }
 
 // Answers once the client has sent something, so that a test can hold a
