@@ -146,6 +146,8 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
          "reading pins in kernel memory (default 131072; 0: the kernel's autotuning)");
   option(app, "--drain-timeout", o.drain_timeout, "DURATION", limits,
          "On SIGTERM, how long connections may take to finish (default 10s)");
+  option(app, "--upgrade-timeout", o.upgrade_timeout, "DURATION", limits,
+         "How long the new process started by SIGUSR2 has to be ready (default 30s)");
 
   option(app, "--max-lifetime", o.max_lifetime, "DURATION", limits,
          "Close connections older than this (default: no limit)");
@@ -361,6 +363,9 @@ DaemonConfig load_configuration(const Overrides& o) {
   if (o.backend) set_backend(config, *o.backend, "--backend");
   if (o.max_connections) set_max_connections(config, *o.max_connections, "--max-connections");
   if (o.drain_timeout) set_timeout(config.drain_timeout, *o.drain_timeout, "--drain-timeout");
+  if (o.upgrade_timeout) {
+    set_timeout(config.upgrade_timeout, *o.upgrade_timeout, "--upgrade-timeout");
+  }
   if (o.log_format) set_log_format(config, *o.log_format, "--log-format");
   if (o.log_level) set_log_level(config, *o.log_level, "--log-level");
   if (o.quiet) config.log_connections = false;

@@ -96,6 +96,7 @@ struct DaemonConfig {
   BackendKind backend = BackendKind::automatic;
   std::size_t max_connections = 10'000;
   Duration drain_timeout = 10s;
+  Duration upgrade_timeout = 30s;  // for the new process to be ready (SIGUSR2)
   log::Format log_format = log::Format::text;
   log::Level log_level = log::Level::info;
   bool log_connections = true;  // a line when each connection opens and closes

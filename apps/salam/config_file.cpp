@@ -151,6 +151,8 @@ class FileReader {
         set_max_connections(config, integer(node, name), at);
       } else if (name == "drain-timeout") {
         set_timeout(config.drain_timeout, string(node, name), at);
+      } else if (name == "upgrade-timeout") {
+        set_timeout(config.upgrade_timeout, string(node, name), at);
       } else if (name == "log-format") {
         set_log_format(config, string(node, name), at);
       } else if (name == "log-level") {

@@ -13,6 +13,7 @@
 #include <salam/tls.hpp>
 
 #include "socket_activation.hpp"
+#include "upgrade.hpp"
 
 namespace salam::daemon {
 
@@ -97,20 +98,22 @@ Daemon::Daemon(Overrides overrides, DaemonConfig config)
     server_->on_each_shard(heartbeat_->task());
   }
   if (watchdog > Duration::zero()) watchdog_ = std::make_unique<Watchdog>(*heartbeat_, watchdog);
-  // Sockets systemd passed are used where they match a listener; the rest
-  // are closed once every listener is open.
+  // Sockets passed by systemd or by an upgrade are used where they match a
+  // listener (or the admin endpoint); the rest are closed once every
+  // listener is open.
   InheritedSockets inherited = InheritedSockets::take();
   for (const auto& listener : config_.listeners) {
     auto metrics = std::make_shared<ListenerMetrics>(server_->shard_count());
-    const int fd = inherited.claim(listener.address);
-    const std::size_t index = fd >= 0 ? open(listener, config_, metrics, fd)
-                                      : open_retrying(listener, config_, metrics, 3s);
+    const std::vector<int> fds = inherited.claim(listener.address);
+    const std::size_t index = !fds.empty() ? open(listener, config_, metrics, fds)
+                                           : open_retrying(listener, config_, metrics, 3s);
     active_.push_back(Active{listener, index, metrics});
   }
   status_ = std::make_unique<DaemonStatus>(*server_, SALAM_VERSION, heartbeat_.get());
   publish_status();
   if (!config_.admin.empty()) {
-    admin_ = std::make_unique<AdminServer>(config_.admin, server_->backend(), *status_);
+    admin_ = std::make_unique<AdminServer>(config_.admin, server_->backend(), *status_,
+                                           inherited.claim(config_.admin));
     const std::string where = admin_->address();
     log::info("admin endpoint on {}{}", where.starts_with("unix:") ? "" : "http://",
               where.starts_with("unix:") ? where : where + "/");
@@ -153,6 +156,10 @@ int Daemon::run() {
   hooks.started = [this] {
     status_->set_phase(Phase::running);
     service_manager_.ready(fmt::format("serving {} listener(s)", active_.size()));
+    Upgrade::report_ready();  // to the process this one replaces, if any
+    for (const auto& active : active_)
+      store_sockets(active);
+    if (admin_) service_manager_.store_sockets(config_.admin, admin_->listening_descriptors());
     if (watchdog_) {
       try {
         watchdog_->start();
@@ -170,6 +177,7 @@ int Daemon::run() {
                                : "reload rejected, the running configuration stays: " +
                                      last_reload_error_);
   };
+  hooks.upgrade = [this] { return upgrade(); };
   hooks.stopping = [this] {
     status_->set_phase(Phase::draining);
     service_manager_.stopping(config_.drain_timeout);
@@ -207,9 +215,10 @@ HandlerFactory Daemon::handler_for(const ListenerConfig& listener, const DaemonC
 }
 
 std::size_t Daemon::open(const ListenerConfig& listener, const DaemonConfig& config,
-                         std::shared_ptr<ListenerMetrics> metrics, int inherited) {
+                         std::shared_ptr<ListenerMetrics> metrics, std::vector<int> inherited) {
   ListenOptions options = listen_options(listener);
-  options.inherited_fd = inherited;
+  options.inherited_fds = std::move(inherited);
+  options.owns_inherited_file = Upgrade::replacing();
   const std::size_t index = server_->listen(options, handler_for(listener, config, metrics));
   // Logs name the listener by where it really listens (port 0 becomes the
   // port the kernel chose).
@@ -325,6 +334,7 @@ void Daemon::apply_reload() {
     auto found = wanted.find(active.config.address);
     if (found == wanted.end()) {
       server_->close_listener(active.index);
+      service_manager_.forget_sockets(server_->local_address(active.index));
     } else if (!same_socket(active.config, *found->second)) {
       log::warning(
           "{}: socket settings (backlog, reuse-port, defer-accept, send-buffer, and "
@@ -334,6 +344,8 @@ void Daemon::apply_reload() {
   }
   for (std::size_t i = 0; i < kept.size(); ++i)
     server_->replace_handler(kept[i].index, std::move(kept_handlers[i]));
+  for (const auto& active : added)
+    store_sockets(active);
   kept.insert(kept.end(), added.begin(), added.end());
   active_ = std::move(kept);
 
@@ -358,6 +370,42 @@ void Daemon::apply_reload() {
   config_ = std::move(next);
   publish_status();
   log::info("configuration reloaded from {}: {} listener(s)", config_.config_file, active_.size());
+}
+
+void Daemon::store_sockets(const Active& active) noexcept {
+  try {
+    service_manager_.store_sockets(server_->local_address(active.index),
+                                   server_->listening_descriptors(active.index));
+  } catch (const std::exception& e) {
+    log::warning("cannot give systemd the sockets of {}: {}", active.config.address, e.what());
+  }
+}
+
+bool Daemon::upgrade() noexcept {
+  try {
+    // Every socket of every listener, each SO_REUSEPORT group whole: a
+    // socket of a group that closed would drop the connections queued in it.
+    std::vector<int> sockets;
+    for (const auto& active : active_) {
+      const auto group = server_->listening_descriptors(active.index);
+      sockets.insert(sockets.end(), group.begin(), group.end());
+    }
+    if (admin_) {
+      const auto group = admin_->listening_descriptors();
+      sockets.insert(sockets.end(), group.begin(), group.end());
+    }
+    const pid_t successor = Upgrade::start(sockets, config_.upgrade_timeout);
+    if (successor == 0) return false;
+    log::info("upgrade: process {} serves now; this one stops accepting and drains", successor);
+    service_manager_.main_pid(successor);
+    // The sockets and their files are the new process's now.
+    server_->keep_socket_files();
+    if (admin_) admin_->hand_over();
+    return true;
+  } catch (const std::exception& e) {
+    log::error("upgrade failed: {}; this process serves on", e.what());
+    return false;
+  }
 }
 
 void Daemon::publish_status() {

@@ -42,9 +42,9 @@ class Daemon {
 
   HandlerFactory handler_for(const ListenerConfig& listener, const DaemonConfig& config,
                              std::shared_ptr<ListenerMetrics> metrics);
-  // `inherited`: a socket systemd passed for it, or -1.
+  // `inherited`: the sockets passed for it (by systemd or by an upgrade).
   std::size_t open(const ListenerConfig& listener, const DaemonConfig& config,
-                   std::shared_ptr<ListenerMetrics> metrics, int inherited = -1);
+                   std::shared_ptr<ListenerMetrics> metrics, std::vector<int> inherited = {});
   void apply_client_limits(const ClientLimitOptions& options);
   void apply_handshake_rate(double rate);
   // open(), retrying for up to `patience` while the address is in use.
@@ -56,6 +56,11 @@ class Daemon {
   void apply_reload();
   void reopen_access_log() noexcept;
   void log_refusals() const;
+  // SIGUSR2: starts a new process with the listening sockets; true once it
+  // serves (this one then drains), false if it failed (this one serves on).
+  bool upgrade() noexcept;
+  // Into systemd's descriptor store (FDSTORE=1), under systemd.
+  void store_sockets(const Active& active) noexcept;
   // Tells the admin endpoint what runs now.
   void publish_status();
 

@@ -11,18 +11,20 @@
 
 #include "cli.hpp"
 #include "daemon.hpp"
+#include "upgrade.hpp"
 
 namespace {
 
-// Before anything else, main() included: a SIGHUP or SIGTERM that comes
+// Before anything else, main() included: a SIGHUP, SIGTERM or SIGUSR2 that comes
 // while salam starts waits for the signal loop instead of ending the
-// process (SIGHUP's default action). Only the dynamic loader runs earlier.
+// process (the default action of all three). Only the dynamic loader runs earlier.
 [[gnu::constructor(101)]] void block_stop_and_reload_signals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGHUP);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGUSR2);
   ::pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 }
 
@@ -30,6 +32,7 @@ namespace {
 
 int main(int argc, char** argv) {
   using namespace salam::daemon;
+  Upgrade::remember_invocation(argc, argv);
   auto parsed = parse_command_line(argc, argv);
   if (const int* status = std::get_if<int>(&parsed)) return *status;
   const Invocation& invocation = std::get<Invocation>(parsed);

@@ -16,6 +16,16 @@ void notify(const std::string& message) noexcept {
   (void)sd_notify(0, message.c_str());
 }
 
+// FDNAME= may hold no ':' (and no control character): an address with
+// its colons as underscores (127.0.0.1_8888, unix_/run/salam.sock).
+std::string fd_name(std::string_view address) {
+  std::string name = printable(address, 255);
+  for (char& c : name) {
+    if (c == ':') c = '_';
+  }
+  return name;
+}
+
 // STATUS= is one line: no newline may end the message early.
 std::string status_line(std::string_view status) {
   return printable(status, 200);
@@ -52,6 +62,30 @@ void ServiceManager::stopping(Duration drain) noexcept {
     notify(fmt::format("STOPPING=1\nEXTEND_TIMEOUT_USEC={}\nSTATUS=draining", extend.count()));
   } catch (const std::exception&) {
     notify("STOPPING=1");
+  }
+}
+
+void ServiceManager::main_pid(int pid) noexcept {
+  try {
+    notify(fmt::format("MAINPID={}\nSTATUS=upgraded: process {} serves", pid, pid));
+  } catch (const std::exception&) {
+  }
+}
+
+void ServiceManager::store_sockets(std::string_view address, const std::vector<int>& fds) noexcept {
+  if (fds.empty()) return;
+  try {
+    const std::string message = "FDSTORE=1\nFDNAME=" + fd_name(address);
+    (void)sd_pid_notify_with_fds(0, 0, message.c_str(), fds.data(),
+                                 static_cast<unsigned>(fds.size()));
+  } catch (const std::exception&) {
+  }
+}
+
+void ServiceManager::forget_sockets(std::string_view address) noexcept {
+  try {
+    notify("FDSTOREREMOVE=1\nFDNAME=" + fd_name(address));
+  } catch (const std::exception&) {
   }
 }
 

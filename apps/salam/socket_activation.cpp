@@ -57,22 +57,27 @@ InheritedSockets InheritedSockets::take() {
   return taken;
 }
 
-int InheritedSockets::claim(std::string_view address) noexcept {
+std::vector<int> InheritedSockets::claim(std::string_view address) {
+  std::vector<int> claimed;
   for (auto& socket : sockets_) {
     if (socket.fd >= 0 && !socket.address.empty() && socket.address == address) {
-      log::info("{}: using the listening socket systemd passed (descriptor {})", address,
-                socket.fd);
-      return std::exchange(socket.fd, -1);
+      claimed.push_back(std::exchange(socket.fd, -1));
     }
   }
-  return -1;
+  if (claimed.size() == 1) {
+    log::info("{}: using the listening socket passed as descriptor {}", address, claimed[0]);
+  } else if (!claimed.empty()) {
+    log::info("{}: using the {} listening sockets passed as descriptors {} to {}", address,
+              claimed.size(), claimed.front(), claimed.back());
+  }
+  return claimed;
 }
 
 void InheritedSockets::close_unclaimed() noexcept {
   for (auto& socket : sockets_) {
     if (socket.fd < 0) continue;
     log::warning(
-        "closing the socket systemd passed as descriptor {}{}{}: no listener is "
+        "closing the socket passed as descriptor {}{}{}: no listener is "
         "configured for {}",
         socket.fd, socket.name.empty() ? "" : " named ", socket.name,
         socket.address.empty() ? "its address" : socket.address);

@@ -1,5 +1,6 @@
 // Socket activation: the listening sockets systemd passed (LISTEN_FDS,
-// LISTEN_PID, LISTEN_FDNAMES; a .socket unit, or systemd-socket-activate).
+// LISTEN_PID, LISTEN_FDNAMES; a .socket unit, or systemd-socket-activate),
+// or the process this one replaces (upgrade.hpp), by the same protocol.
 //
 // Each is matched to a configured listener by the address it listens on,
 // and that listener uses it as it is (never re-binding it: the address may
@@ -24,10 +25,11 @@ class InheritedSockets {
   InheritedSockets& operator=(InheritedSockets&&) = delete;
   ~InheritedSockets() { close_unclaimed(); }
 
-  // The descriptor listening on `address` (in the configuration's
-  // spelling: 127.0.0.1:80, [::]:443, unix:/run/x.sock), now the caller's;
-  // or -1.
-  int claim(std::string_view address) noexcept;
+  // The descriptors listening on `address` (in the configuration's
+  // spelling: 127.0.0.1:80, [::]:443, unix:/run/x.sock), now the caller's:
+  // one from systemd, or an SO_REUSEPORT group from an upgrade; none if no
+  // socket listens there.
+  std::vector<int> claim(std::string_view address);
   // Closes the sockets nobody claimed, with a warning for each.
   void close_unclaimed() noexcept;
 

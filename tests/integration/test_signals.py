@@ -213,6 +213,12 @@ class ServiceManager(unittest.TestCase):
         sock.settimeout(timeout)
         return sock.recv(4096).decode()
 
+    def receive_fds(self, sock, timeout=10):
+        """A message and the descriptors it carries (SCM_RIGHTS)."""
+        sock.settimeout(timeout)
+        message, fds, _, _ = socket.recv_fds(sock, 4096, 16)
+        return message.decode(), fds
+
     def test_ready_reloading_and_stopping(self):
         with tempfile.TemporaryDirectory() as directory:
             notify_path = os.path.join(directory, "notify")
@@ -228,10 +234,36 @@ class ServiceManager(unittest.TestCase):
                 # Ready means serving: a client is answered at once.
                 host, port = harness.host_port(server.addresses[0])
                 self.assertEqual(harness.exchange(host, port), b"Hello, client!")
+                # The listening socket goes into systemd's store, so that a
+                # restart finds it open (one socket per shard, a group).
+                message, fds = self.receive_fds(sock)
+                self.assertEqual(message, f"FDSTORE=1\nFDNAME={host}_{port}")
+                self.assertGreaterEqual(len(fds), 1)
+                for fd in fds:
+                    with socket.socket(fileno=fd) as stored:
+                        self.assertEqual(stored.getsockname(), (host, port))
+                        self.assertEqual(stored.getsockopt(socket.SOL_SOCKET,
+                                                           socket.SO_ACCEPTCONN), 1)
 
                 server.process.send_signal(signal.SIGHUP)
                 self.assertRegex(self.receive(sock),
                                  r"^RELOADING=1\nMONOTONIC_USEC=\d+\nSTATUS=reloading$")
+                self.assertEqual(self.receive(sock),
+                                 "READY=1\nSTATUS=reloaded: serving 1 listener(s)")
+
+                # A reload that moves the listener: systemd lets go of the
+                # old socket (or it would keep its port bound) and stores
+                # the new one.
+                moved = harness.free_port()
+                with open(config, "w") as f:
+                    f.write(f'[[listen]]\naddress = "127.0.0.1:{moved}"\n')
+                server.process.send_signal(signal.SIGHUP)
+                self.assertTrue(self.receive(sock).startswith("RELOADING=1"))
+                self.assertEqual(self.receive(sock), f"FDSTOREREMOVE=1\nFDNAME={host}_{port}")
+                message, fds = self.receive_fds(sock)
+                self.assertEqual(message, f"FDSTORE=1\nFDNAME=127.0.0.1_{moved}")
+                for fd in fds:
+                    os.close(fd)
                 self.assertEqual(self.receive(sock),
                                  "READY=1\nSTATUS=reloaded: serving 1 listener(s)")
 

@@ -5,6 +5,7 @@
 #include <salam/log.hpp>
 #include <salam/shard_context.hpp>
 
+#include "../upgrade.hpp"
 #include "exposition.hpp"
 #include "http.hpp"
 #include "status_json.hpp"
@@ -131,7 +132,8 @@ Task<> sample(ShardContext shard, DaemonStatus& status) {
 
 }  // namespace
 
-AdminServer::AdminServer(const std::string& address, BackendKind backend, DaemonStatus& status)
+AdminServer::AdminServer(const std::string& address, BackendKind backend, DaemonStatus& status,
+                         std::vector<int> inherited)
     : context_(std::make_unique<Context>(Context{status})) {
   ServerOptions options;
   options.threads = 1;
@@ -141,6 +143,8 @@ AdminServer::AdminServer(const std::string& address, BackendKind backend, Daemon
   ListenOptions listen;
   listen.address = address;
   listen.backlog = 128;
+  listen.inherited_fds = std::move(inherited);
+  listen.owns_inherited_file = Upgrade::replacing();
   Context* context = context_.get();
   server_->listen(listen, Handler([context](Connection client) {
                     return serve_admin(std::move(client), *context);
@@ -155,6 +159,11 @@ AdminServer::~AdminServer() {
 void AdminServer::start() {
   server_->start();
   started_ = true;
+}
+
+void AdminServer::hand_over() noexcept {
+  server_->keep_socket_files();
+  stop();
 }
 
 void AdminServer::stop() noexcept {

@@ -20,6 +20,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <salam/loop.hpp>
 #include <salam/server.hpp>
@@ -35,9 +36,11 @@ class AdminServer {
   static constexpr auto kIdleTimeout = std::chrono::seconds(60);
   static constexpr int kMaxRequests = 1000;
 
-  // Opens the listening socket now: throws std::system_error naming the
+  // Opens the listening socket now, or takes `inherited` (passed by
+  // systemd or by an upgrade): throws std::system_error naming the
   // address. `status` must outlive this object.
-  AdminServer(const std::string& address, BackendKind backend, DaemonStatus& status);
+  AdminServer(const std::string& address, BackendKind backend, DaemonStatus& status,
+              std::vector<int> inherited = {});
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
@@ -47,6 +50,11 @@ class AdminServer {
   void stop() noexcept;
   // Where it listens (the real port when 0 was asked).
   std::string address() const { return server_->local_address(0); }
+  // Its sockets, for an upgrade (see Server::listening_descriptors).
+  std::vector<int> listening_descriptors() const { return server_->listening_descriptors(0); }
+  // After an upgrade: the new process serves the endpoint; this one stops
+  // answering, and leaves a Unix socket's file in place.
+  void hand_over() noexcept;
 
   struct Context;
 
