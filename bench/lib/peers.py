@@ -188,7 +188,7 @@ SALAM_MODES = {"banner": ("greet", ["--greet-first"]),
                "tls-discard": ("discard", []), "tls-echo": ("echo", [])}
 
 
-def salam_peers(salam_cmd, backends, variants=(), tls_cert=None):
+def salam_peers(salam_cmd, backends, variants=(), tls_cert=None, others=()):
     """salam on each backend: the daemon, or hello_server until it exists."""
     argv = shlex.split(salam_cmd)
     if not is_daemon(salam_cmd):
@@ -201,12 +201,12 @@ def salam_peers(salam_cmd, backends, variants=(), tls_cert=None):
     tls = ["--tls-cert", str(tls_cert), "--tls-ciphersuites", TLS_CIPHERSUITE,
            "--tls-groups", TLS_GROUP]
 
-    def daemon(backend, *extra, quiet=True):
+    def daemon(backend, *extra, quiet=True, program=argv):
         threads = [] if "--threads" in extra else ["--threads", "1"]
 
         def command(mode, port, scratch):
             service, flags = SALAM_MODES.get(mode, (mode, []))
-            return [*argv, "--listen", f"127.0.0.1:{port}", *threads, "--backend", backend,
+            return [*program, "--listen", f"127.0.0.1:{port}", *threads, "--backend", backend,
                     "--service", service, "--max-connections", "200000",
                     *(["--quiet"] if quiet else []), *flags,
                     *(tls if mode.startswith("tls-") else []), *extra]
@@ -216,7 +216,11 @@ def salam_peers(salam_cmd, backends, variants=(), tls_cert=None):
     # TCP_DEFER_ACCEPT, as the minimal C server runs it. Variants (NAME,
     # FLAGS) run on the first backend with FLAGS and nothing else added:
     # `--salam-variant text=` logs every connection, `quiet=--quiet` does not.
+    # Others (NAME, COMMAND) are other salam binaries, run as the first
+    # backend's default is: a build from before a change.
     return [*(Peer(f"salam/{backend}", workloads, daemon(backend)) for backend in backends),
+            *(Peer(f"salam/{name}", workloads, daemon(backends[0], program=shlex.split(command)))
+              for name, command in others),
             *(Peer(f"salam/{backend}+defer", {"greet"}, daemon(backend, "--defer-accept"))
               for backend in backends),
             *(Peer(f"salam/{name}", workloads,
@@ -224,7 +228,7 @@ def salam_peers(salam_cmd, backends, variants=(), tls_cert=None):
               for name, flags in variants)]
 
 
-def all_peers(salam_cmd, salam_backends, salam_variants=(), tls_cert=None):
+def all_peers(salam_cmd, salam_backends, salam_variants=(), tls_cert=None, salam_others=()):
     """Every peer. TLS workloads need `tls_cert` and the salam daemon (the
     proxies' upstream): without them no peer serves them."""
     tls = TLS_WORKLOADS if tls_cert and is_daemon(salam_cmd) else set()
@@ -251,7 +255,8 @@ def all_peers(salam_cmd, salam_backends, salam_variants=(), tls_cert=None):
         Peer("iperf3", {"bulk"},
              lambda mode, port, scratch: ["iperf3", "--server", "--port", str(port)],
              own_client=True),
-        *salam_peers(salam_cmd, salam_backends, salam_variants, tls_cert if tls else None),
+        *salam_peers(salam_cmd, salam_backends, salam_variants, tls_cert if tls else None,
+                      salam_others),
     ]
 
 
