@@ -1,5 +1,6 @@
 #include "config.hpp"
 
+#include <algorithm>
 #include <string_view>
 #include <unordered_map>
 
@@ -96,6 +97,20 @@ void set_address(ListenerConfig& listener, std::string_view value, std::string_v
 
 void set_admin(DaemonConfig& config, std::string_view value, std::string_view where) {
   config.admin = value.empty() ? std::string() : checked_address(value, where);
+}
+
+void set_socket_name(ListenerConfig& listener, std::string_view value, std::string_view where) {
+  // systemd's rule for FileDescriptorName=: up to 255 printable ASCII
+  // characters, no colon.
+  const bool valid = !value.empty() && value.size() <= 255 &&
+                     std::all_of(value.begin(), value.end(),
+                                 [](char c) { return c > 0x20 && c < 0x7f && c != ':'; });
+  if (!valid) {
+    throw ConfigError(where, fmt::format("bad socket name '{}': 1 to 255 printable characters, "
+                                         "no colon or space (as FileDescriptorName= takes)",
+                                         printable(value)));
+  }
+  listener.socket_name = std::string(value);
 }
 
 void set_service(ListenerConfig& listener, std::string_view value, std::string_view where) {

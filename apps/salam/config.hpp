@@ -73,6 +73,10 @@ inline constexpr int kDefaultSendBuffer = 128 * 1024;
 
 struct ListenerConfig {
   std::string address = "127.0.0.1:8888";
+  // The FileDescriptorName= of the systemd socket this listener takes, if
+  // not the one on its address (a socket unit spells addresses its own way:
+  // ListenStream=8888 listens on [::]:8888).
+  std::string socket_name;
   std::string service = "greet";
   int backlog = 4096;
   bool reuse_port = true;
@@ -117,6 +121,7 @@ std::string checked_address(std::string_view value, std::string_view where);
 void set_address(ListenerConfig& listener, std::string_view value, std::string_view where);
 void set_admin(DaemonConfig& config, std::string_view value, std::string_view where);
 void set_service(ListenerConfig& listener, std::string_view value, std::string_view where);
+void set_socket_name(ListenerConfig& listener, std::string_view value, std::string_view where);
 void set_backlog(ListenerConfig& listener, std::int64_t value, std::string_view where);
 void set_message(ServiceOptions& options, std::string_view escaped, std::string_view where);
 void set_message_text(std::string& field, std::string_view escaped, std::string_view where);

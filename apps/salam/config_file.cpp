@@ -75,6 +75,8 @@ class FileReader {
       if (name == "address") {
         set_address(listener, string(node, name), at);
         has_address = true;
+      } else if (name == "name") {
+        set_socket_name(listener, string(node, name), at);
       } else if (name == "service") {
         set_service(listener, string(node, name), at);
       } else if (name == "backlog") {

@@ -104,8 +104,13 @@ Daemon::Daemon(Overrides overrides, DaemonConfig config)
   InheritedSockets inherited = InheritedSockets::take();
   for (const auto& listener : config_.listeners) {
     auto metrics = std::make_shared<ListenerMetrics>(server_->shard_count());
-    const std::vector<int> fds = inherited.claim(listener.address);
-    const std::size_t index = !fds.empty() ? open(listener, config_, metrics, fds)
+    // By name first, where the listener has one; then by address.
+    std::string named_address = listener.address;
+    std::vector<int> fds;
+    if (!listener.socket_name.empty())
+      fds = inherited.claim_named(listener.socket_name, named_address);
+    if (fds.empty()) fds = inherited.claim(listener.address);
+    const std::size_t index = !fds.empty() ? open(listener, config_, metrics, fds, named_address)
                                            : open_retrying(listener, config_, metrics, 3s);
     active_.push_back(Active{listener, index, metrics});
   }
@@ -215,9 +220,14 @@ HandlerFactory Daemon::handler_for(const ListenerConfig& listener, const DaemonC
 }
 
 std::size_t Daemon::open(const ListenerConfig& listener, const DaemonConfig& config,
-                         std::shared_ptr<ListenerMetrics> metrics, std::vector<int> inherited) {
+                         std::shared_ptr<ListenerMetrics> metrics, std::vector<int> inherited,
+                         const std::string& inherited_address) {
   ListenOptions options = listen_options(listener);
   options.inherited_fds = std::move(inherited);
+  // A socket found by name listens where it listens, whatever the file says.
+  if (!options.inherited_fds.empty() && !inherited_address.empty()) {
+    options.address = inherited_address;
+  }
   options.owns_inherited_file = Upgrade::replacing();
   const std::size_t index = server_->listen(options, handler_for(listener, config, metrics));
   // Logs name the listener by where it really listens (port 0 becomes the

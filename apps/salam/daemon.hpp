@@ -42,9 +42,11 @@ class Daemon {
 
   HandlerFactory handler_for(const ListenerConfig& listener, const DaemonConfig& config,
                              std::shared_ptr<ListenerMetrics> metrics);
-  // `inherited`: the sockets passed for it (by systemd or by an upgrade).
+  // `inherited`: the sockets passed for it (by systemd or by an upgrade),
+  // listening on `inherited_address` (empty: the listener's own).
   std::size_t open(const ListenerConfig& listener, const DaemonConfig& config,
-                   std::shared_ptr<ListenerMetrics> metrics, std::vector<int> inherited = {});
+                   std::shared_ptr<ListenerMetrics> metrics, std::vector<int> inherited = {},
+                   const std::string& inherited_address = {});
   void apply_client_limits(const ClientLimitOptions& options);
   void apply_handshake_rate(double rate);
   // open(), retrying for up to `patience` while the address is in use.

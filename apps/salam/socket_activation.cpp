@@ -73,6 +73,21 @@ std::vector<int> InheritedSockets::claim(std::string_view address) {
   return claimed;
 }
 
+std::vector<int> InheritedSockets::claim_named(std::string_view name, std::string& address) {
+  std::vector<int> claimed;
+  for (auto& socket : sockets_) {
+    if (socket.fd >= 0 && socket.name == name && !socket.address.empty()) {
+      if (claimed.empty()) address = socket.address;
+      if (socket.address == address) claimed.push_back(std::exchange(socket.fd, -1));
+    }
+  }
+  if (!claimed.empty()) {
+    log::info("{}: using the {} listening socket(s) named {} (descriptor {})", address,
+              claimed.size(), name, claimed.front());
+  }
+  return claimed;
+}
+
 void InheritedSockets::close_unclaimed() noexcept {
   for (auto& socket : sockets_) {
     if (socket.fd < 0) continue;

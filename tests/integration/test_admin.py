@@ -201,6 +201,40 @@ class Metrics(unittest.TestCase):
             shutil.rmtree(directory)
 
 
+class PrometheusFiles(unittest.TestCase):
+    """deploy/prometheus: the scrape configuration and the alerting rules
+    pass promtool, their unit tests pass, and every salam metric they name
+    is one salam serves."""
+    DIRECTORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy",
+                             "prometheus")
+
+    def promtool(self, *args):
+        result = harness.run(["promtool", *args], capture_output=True, timeout=60,
+                             cwd=self.DIRECTORY)
+        self.assertEqual(result.returncode, 0, (result.stdout + result.stderr).decode())
+
+    def test_the_files_pass_promtool_and_name_only_real_metrics(self):
+        self.promtool("check", "config", "prometheus.yml")
+        self.promtool("check", "rules", "salam-rules.yml")
+        self.promtool("test", "rules", "salam-rules.test.yml")
+        with open(os.path.join(self.DIRECTORY, "salam-rules.yml")) as f:
+            named = set(re.findall(r"\b(salam_\w+)", f.read()))
+        pem = None
+        directory = tempfile.mkdtemp(prefix="salam-admin-")
+        try:
+            pem = os.path.join(directory, "server.pem")
+            harness.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                         "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost", "-days",
+                         "30", "-keyout", pem, "-out", pem], capture_output=True, check=True)
+            with admin_server("--listen", "127.0.0.1:0", "--tls-cert", pem) as server:
+                served = {line.split("{")[0].split(" ")[0] for line in
+                          metrics(server.admin).splitlines() if not line.startswith("#")}
+                server.close()
+        finally:
+            shutil.rmtree(directory)
+        self.assertEqual(named - served, set(), "rules name metrics salam does not serve")
+
+
 class Status(unittest.TestCase):
     def test_status_json_reports_listeners_and_reloads(self):
         with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:

@@ -49,6 +49,25 @@ class SocketActivation(unittest.TestCase):
                         self.assertEqual(harness.exchange("127.0.0.1", port), b"Hello, client!")
                     self.assertEqual(server.close()[0], 0)
 
+    def test_a_socket_is_matched_by_its_name_first(self):
+        # The socket unit names the socket; the file's listener asks for that
+        # name and spells its address otherwise (as ListenStream=PORT listens
+        # on [::]): the named socket is used, nothing is bound.
+        with tempfile.TemporaryDirectory() as directory:
+            port, unused = harness.free_port(), harness.free_port()
+            config = os.path.join(directory, "salam.toml")
+            with open(config, "w") as f:
+                f.write(f'[[listen]]\naddress = "127.0.0.1:{unused}"\nname = "web"\n')
+            with harness.Server(["systemd-socket-activate", "-l", f"127.0.0.1:{port}",
+                                 "--fdname=web", BINARY, "--config", config],
+                                ready=r"Listening on (\S+) as") as server:
+                self.assertEqual(greet_when_ready(port), b"Hello, client!")
+                server.wait_for_log(rf"127\.0\.0\.1:{port}: using the 1 listening socket\(s\) "
+                                    r"named web \(descriptor 3\)")
+                server.wait_for_log(rf"listening on 127\.0\.0\.1:{port} ")
+                self.assertTrue(harness.refused("127.0.0.1", unused), "the file's address is bound")
+                self.assertEqual(server.close()[0], 0)
+
     def test_a_reload_keeps_the_passed_socket(self):
         with tempfile.TemporaryDirectory() as directory:
             port = harness.free_port()

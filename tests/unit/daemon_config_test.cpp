@@ -93,9 +93,12 @@ log-format = "json"
 log-level = "warning"
 log-connections = false
 pid-file = "/run/salam.pid"
+admin = "127.0.0.1:9100"
+upgrade-timeout = "5s"
 
 [[listen]]
 address = "[::0]:7"
+name = "echo-socket"
 service = "echo"
 idle-timeout = "30s"
 backlog = 128
@@ -116,13 +119,16 @@ greet-first = true
   EXPECT_EQ(config.log_level, log::Level::warning);
   EXPECT_FALSE(config.log_connections);
   EXPECT_EQ(config.pid_file, "/run/salam.pid");
+  EXPECT_EQ(config.admin, "127.0.0.1:9100");
+  EXPECT_EQ(config.upgrade_timeout, Duration(5s));
+  EXPECT_EQ(config.listeners[0].socket_name, "echo-socket");
   ASSERT_EQ(config.listeners.size(), 2u);
   EXPECT_EQ(config.listeners[0].address, "[::]:7") << "addresses are kept in one spelling";
   EXPECT_EQ(config.listeners[0].service, "echo");
   EXPECT_EQ(config.listeners[0].options.idle_timeout, Duration(30s));
   EXPECT_EQ(config.listeners[0].backlog, 128);
   EXPECT_TRUE(config.listeners[0].reuse_port);
-  EXPECT_EQ(config.listeners[0].origin, path_ + ":11");
+  EXPECT_EQ(config.listeners[0].origin, path_ + ":13");
   EXPECT_EQ(config.listeners[1].options.message, "hi\r\n");
   EXPECT_EQ(config.listeners[1].options.read_size, 10u);
   EXPECT_EQ(config.listeners[1].options.read_timeout, Duration(250ms));
@@ -189,6 +195,18 @@ TEST_F(ConfigFile, PolicyMistakesAreCaught) {
       {"max-connections-per-client = 1\nmax-clients = 10\n", "must be at least max-connections"},
       {"connection-rate = -1\n", "connection rate"},
       {"client-prefix-v4 = 33\n", "client prefix length"},
+  };
+  expect_rejected(cases);
+}
+
+TEST_F(ConfigFile, OperationsMistakesAreCaught) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"admin = \"nowhere\"\n", "bad address 'nowhere'"},
+      {"admin = \"127.0.0.1:9100\"\n[[listen]]\naddress = \"127.0.0.1:9100\"\n",
+       "is the admin endpoint's"},
+      {"upgrade-timeout = \"soon\"\n", ":1:"},
+      {"[[listen]]\naddress = \"127.0.0.1:1\"\nname = \"a:b\"\n", "bad socket name"},
+      {"[[listen]]\naddress = \"127.0.0.1:1\"\nname = \"\"\n", "bad socket name"},
   };
   expect_rejected(cases);
 }
