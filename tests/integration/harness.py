@@ -276,6 +276,18 @@ def exchange(host, port, message=b"hi", family=socket.AF_INET, timeout=10, half_
             chunks.append(chunk)
 
 
+def unix_exchange(path, message=b"hi", timeout=10):
+    """exchange() over a Unix socket at `path`."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(message)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
 async def _one_exchange(host, port, message):
     import asyncio
     reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)

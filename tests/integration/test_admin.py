@@ -313,28 +313,13 @@ class Status(unittest.TestCase):
             with harness.Server([BINARY, "--listen", "127.0.0.1:0", "--admin",
                                  "unix:" + path]) as server:
                 server.wait_for_log(r"admin endpoint on unix:" + re.escape(path))
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.settimeout(10)
-                    s.connect(path)
-                    s.sendall(b"GET /ready HTTP/1.0\r\n\r\n")
-                    reply = b""
-                    while chunk := s.recv(4096):
-                        reply += chunk
+                reply = harness.unix_exchange(path, b"GET /ready HTTP/1.0\r\n\r\n")
                 self.assertTrue(reply.startswith(b"HTTP/1.1 200 OK\r\n"), reply)
                 self.assertTrue(reply.endswith(b"\r\n\r\nready\n"), reply)
                 server.close()
             self.assertFalse(os.path.exists(path), "the socket file is removed at exit")
         finally:
             shutil.rmtree(directory)
-
-
-def raw_exchange(address, data, timeout=10):
-    with socket.create_connection(address, timeout=timeout) as s:
-        s.sendall(data)
-        reply = b""
-        while chunk := s.recv(65536):
-            reply += chunk
-        return reply
 
 
 class Limits(unittest.TestCase):
@@ -350,10 +335,10 @@ class Limits(unittest.TestCase):
                 (b"GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
             ]
             for request, code in cases:
-                reply = raw_exchange(server.admin, request)
+                reply = harness.exchange(*server.admin, request)
                 self.assertTrue(reply.startswith(f"HTTP/1.1 {code} ".encode()), (request, reply))
             # Keep-alive: three requests on one connection, answered in order.
-            reply = raw_exchange(server.admin, b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n" * 2 +
+            reply = harness.exchange(*server.admin, b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n" * 2 +
                                  b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             self.assertEqual(reply.count(b"HTTP/1.1 200 OK"), 3)
             self.assertTrue(reply.endswith(b"ready\n"))

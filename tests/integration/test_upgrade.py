@@ -101,7 +101,7 @@ class Upgrade(unittest.TestCase):
                     self.assertIn(f"upgrade: process {new} serves now", log)
                     self.assertEqual(harness.exchange("127.0.0.1", port), HELLO)
                     self.assertTrue(os.path.exists(unix_path), "the old process left the file")
-                    self.assertEqual(unix_exchange(unix_path), HELLO)
+                    self.assertEqual(harness.unix_exchange(unix_path), HELLO)
                     self.assertEqual(status(("127.0.0.1", admin_port))["pid"], new)
                     # The new one holds what it should: no descriptor leaked
                     # over, none of the pipe's.
@@ -153,17 +153,6 @@ class Upgrade(unittest.TestCase):
             self.assertEqual(server.close(allowed_errors=[r"upgrade failed",
                                                           rf"cannot listen on 127\.0\.0\.1:"
                                                           rf"{busy_port}"])[0], 0)
-
-
-def unix_exchange(path, message=b"hi"):
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(10)
-        s.connect(path)
-        s.sendall(message)
-        reply = b""
-        while chunk := s.recv(1024):
-            reply += chunk
-        return reply
 
 
 class ZeroLoss(unittest.TestCase):
