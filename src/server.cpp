@@ -326,6 +326,8 @@ BackendKind Server::backend() const noexcept {
 }
 
 std::size_t Server::connection_count() const noexcept {
+  // The shards are made by start(), which another thread may be running.
+  std::lock_guard lock(impl_->mutex);
   std::size_t total = 0;
   for (const auto& shard : impl_->shards)
     total += shard->open_connections();
@@ -333,6 +335,8 @@ std::size_t Server::connection_count() const noexcept {
 }
 
 std::vector<std::uint64_t> Server::accepted_per_shard() const {
+  // The shards are made by start(), which another thread may be running.
+  std::lock_guard lock(impl_->mutex);
   std::vector<std::uint64_t> counts;
   for (const auto& shard : impl_->shards)
     counts.push_back(shard->accepted());
@@ -340,6 +344,8 @@ std::vector<std::uint64_t> Server::accepted_per_shard() const {
 }
 
 AcceptErrors Server::accept_errors() const noexcept {
+  // The shards are made by start(), which another thread may be running.
+  std::lock_guard lock(impl_->mutex);
   AcceptErrors total;
   for (const auto& shard : impl_->shards) {
     const AcceptErrors errors = shard->accept_errors();
@@ -351,6 +357,8 @@ AcceptErrors Server::accept_errors() const noexcept {
 }
 
 std::size_t Server::cancelled_at_drain() const noexcept {
+  // The shards are made by start(), which another thread may be running.
+  std::lock_guard lock(impl_->mutex);
   std::size_t total = 0;
   for (const auto& shard : impl_->shards)
     total += shard->cancelled_at_drain();
