@@ -1,11 +1,20 @@
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdlib>
 #include <ctime>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <utility>
 
+#include <poll.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <salam/log.hpp>
@@ -28,17 +37,269 @@ constexpr std::size_t kFlushThreshold = 32 * 1024;
 // 100 KB flag, a client's bytes), a line stays a line.
 constexpr std::size_t kMaxMessage = 16 * 1024;
 
-void write_all(int fd, fmt::memory_buffer& buffer) noexcept {
-  const char* data = buffer.data();
-  std::size_t left = buffer.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, data, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // nowhere to write: drop rather than block or spin
-    data += n;
-    left -= static_cast<std::size_t>(n);
+// How long flush_thread_buffer() off a loop, and configure() changing the
+// descriptor, wait for the writer; and how long the exit waits for it.
+constexpr auto kFlushWait = std::chrono::seconds(1);
+constexpr auto kExitWait = std::chrono::seconds(2);
+// A buffer the writer keeps between batches, at most: one burst does not
+// hold its memory for good.
+constexpr std::size_t kKeptCapacity = 256 * 1024;
+
+std::atomic<std::uint64_t> dropped_total{0};
+
+// The formatted "YYYY-MM-DDTHH:MM:SS" of the last second seen.
+struct TimeCache {
+  std::time_t second = -1;
+  std::array<char, 20> text{};
+};
+
+void append_time(TimeCache& cache, fmt::memory_buffer& out) {
+  auto now = std::chrono::system_clock::now();
+  auto since_epoch = now.time_since_epoch();
+  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
+  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch - seconds);
+  std::time_t second = static_cast<std::time_t>(seconds.count());
+  if (second != cache.second) {
+    std::tm parts{};
+    ::gmtime_r(&second, &parts);
+    std::strftime(cache.text.data(), cache.text.size(), "%Y-%m-%dT%H:%M:%S", &parts);
+    cache.second = second;
   }
-  buffer.clear();
+  fmt::format_to(fmt::appender(out), "{}.{:03}Z", cache.text.data(), millis.count());
+}
+
+std::uint64_t count_lines(std::string_view text) noexcept {
+  return static_cast<std::uint64_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+// Writes all of `text` to `fd`, blocking (waiting in poll() if the
+// descriptor is non-blocking); `progress(n)` is told of every piece
+// written, or given up: a descriptor that fails is dropped, not retried.
+template <typename Progress>
+void write_all(int fd, std::string_view text, Progress&& progress) noexcept {
+  while (!text.empty()) {
+    const ssize_t n = ::write(fd, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd writable{fd, POLLOUT, 0};
+      if (::poll(&writable, 1, -1) >= 0 || errno == EINTR) continue;
+    }
+    if (n <= 0) {  // nowhere to write: drop rather than spin
+      progress(text.size());
+      return;
+    }
+    progress(static_cast<std::size_t>(n));
+    text.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+int main_fd() noexcept {
+  return current_fd.load(std::memory_order_relaxed);
+}
+int access_or_main_fd() noexcept {
+  const int fd = access_fd.load(std::memory_order_relaxed);
+  return fd >= 0 ? fd : main_fd();
+}
+
+class Writer;
+Writer& writer() noexcept;
+
+// The one thread that writes the lines: threads hand it their buffers and
+// go on; it alone may block in write(2). What waits for it is bounded by
+// kQueueLimit bytes; what would go over is dropped, whole buffers, and
+// counted in lines. Never destroyed (it is leaked on purpose), so that a
+// line logged by a static object's destructor finds it.
+class Writer {
+ public:
+  // Queues `lines` (for the main descriptor) and `access` (for the
+  // access log's), or drops them; both are cleared.
+  void hand_over(fmt::memory_buffer& lines, fmt::memory_buffer& access) noexcept {
+    if (forked.load(std::memory_order_relaxed)) return write_here(lines, access);
+    std::unique_lock lock(mutex_);
+    if (state_ == State::unstarted) start();
+    if (state_ == State::direct || state_ == State::exited) {
+      lock.unlock();
+      return write_here(lines, access);
+    }
+    const std::size_t size = lines.size() + access.size();
+    bool queued = accepted_ - done_ + size <= kQueueLimit;
+    if (queued) {
+      try {
+        lines_.append(lines.data(), lines.size());
+        try {
+          access_.append(access.data(), access.size());
+        } catch (...) {
+          lines_.resize(lines_.size() - lines.size());
+          throw;
+        }
+        accepted_ += size;
+      } catch (...) {  // out of memory: dropped like the lines that do not fit
+        queued = false;
+      }
+    }
+    if (!queued) {
+      const std::uint64_t count = count_lines(std::string_view(lines.data(), lines.size())) +
+                                  count_lines(std::string_view(access.data(), access.size()));
+      if (unreported_ == 0) gap_ = lines_.size();
+      unreported_ += count;
+      dropped_total.fetch_add(count, std::memory_order_relaxed);
+    }
+    lines.clear();
+    access.clear();
+    lock.unlock();
+    work_.notify_one();
+  }
+
+  // Waits until everything queued so far is written (or given up); false
+  // after `timeout`.
+  bool drain(Duration timeout) noexcept {
+    if (forked.load(std::memory_order_relaxed)) return true;
+    std::unique_lock lock(mutex_);
+    const std::uint64_t ticket = accepted_;
+    return written_.wait_for(lock, timeout, [&] {
+      return done_ >= ticket || state_ == State::exited || state_ == State::direct;
+    });
+  }
+
+  // At exit: waits up to `timeout` for the writer to write what it has,
+  // then lets it end. A writer stuck on its descriptor is left behind;
+  // the process's end ends it.
+  void stop(Duration timeout) noexcept {
+    if (forked.load(std::memory_order_relaxed)) return;
+    std::unique_lock lock(mutex_);
+    if (state_ != State::running) return;
+    stopping_ = true;
+    work_.notify_one();
+    if (written_.wait_for(lock, timeout, [&] { return state_ == State::exited; })) {
+      lock.unlock();
+      thread_.join();
+    } else {
+      thread_.detach();
+    }
+  }
+
+ private:
+  enum class State : std::uint8_t {
+    unstarted,
+    running,
+    direct,  // the thread could not be started
+    exited,  // stopped at exit, everything written
+  };
+
+  // Set in a child of fork(), which has no writer thread, and may have
+  // the lock as another thread held it at the fork.
+  static inline std::atomic<bool> forked{false};
+
+  // With no thread to hand them to (it could not start, the process is
+  // exiting and it has finished, or this is a child of fork()), lines are
+  // written by the thread that logs them, as they were before there was a
+  // writer.
+  static void write_here(fmt::memory_buffer& lines, fmt::memory_buffer& access) noexcept {
+    write_all(main_fd(), std::string_view(lines.data(), lines.size()), [](std::size_t) {});
+    write_all(access_or_main_fd(), std::string_view(access.data(), access.size()),
+              [](std::size_t) {});
+    lines.clear();
+    access.clear();
+  }
+
+  // With the lock held.
+  void start() noexcept {
+    // The writer takes no signal: a process that waits for its signals
+    // (sigwait) keeps them, and a closed pipe is an EPIPE, not a SIGPIPE.
+    sigset_t all, previous;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &previous);
+    try {
+      thread_ = std::thread([this] { run(); });
+      ::pthread_setname_np(thread_.native_handle(), "salam-log");
+      state_ = State::running;
+    } catch (...) {
+      state_ = State::direct;
+    }
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    if (state_ != State::running) return;
+    std::atexit([] { writer().stop(kExitWait); });
+    // Async-signal-safe, as a child between fork() and exec() must be.
+    ::pthread_atfork(nullptr, nullptr, [] { forked.store(true, std::memory_order_relaxed); });
+  }
+
+  bool has_work() const noexcept { return !lines_.empty() || !access_.empty() || unreported_ > 0; }
+
+  void run() noexcept {
+    std::string lines, access;
+    TimeCache time;
+    fmt::memory_buffer report;
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      work_.wait(lock, [&] { return has_work() || stopping_; });
+      if (!has_work()) break;
+      lines.swap(lines_);
+      access.swap(access_);
+      const std::size_t gap = std::min(gap_, lines.size());
+      const std::uint64_t dropped = std::exchange(unreported_, 0);
+      gap_ = std::string::npos;
+      lock.unlock();
+
+      const auto count = [this](std::size_t n) {
+        {
+          std::lock_guard done(mutex_);
+          done_ += n;
+        }
+        written_.notify_all();
+      };
+      const std::string_view text(lines);
+      write_all(main_fd(), text.substr(0, gap), count);
+      if (dropped > 0 && enabled(Level::warning)) {
+        report.clear();
+        format_report(report, time, dropped);
+        write_all(main_fd(), std::string_view(report.data(), report.size()), [](std::size_t) {});
+      }
+      write_all(main_fd(), text.substr(gap), count);
+      write_all(access_or_main_fd(), access, count);
+      for (std::string* buffer : {&lines, &access}) {
+        buffer->clear();
+        if (buffer->capacity() > kKeptCapacity) std::string().swap(*buffer);
+      }
+      lock.lock();
+    }
+    state_ = State::exited;
+    lock.unlock();
+    written_.notify_all();
+  }
+
+  // The line that says lines were dropped, in the format of the others.
+  static void format_report(fmt::memory_buffer& out, TimeCache& time, std::uint64_t dropped) {
+    constexpr std::string_view kWhy = "the log destination was not keeping up";
+    if (current_format.load(std::memory_order_relaxed) == Format::json) {
+      out.append(std::string_view(R"({"time":")"));
+      append_time(time, out);
+      fmt::format_to(fmt::appender(out),
+                     R"(","level":"warning","msg":"log: {} line(s) dropped: {}"}})"
+                     "\n",
+                     dropped, kWhy);
+    } else {
+      append_time(time, out);
+      fmt::format_to(fmt::appender(out), " warning log: {} line(s) dropped: {}\n", dropped, kWhy);
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable work_;         // something to write, or stopping_
+  std::condition_variable written_;      // done_ moved, or the state changed
+  std::string lines_;                    // queued for the main descriptor
+  std::string access_;                   // queued for the access log's
+  std::uint64_t accepted_ = 0;           // bytes queued, ever
+  std::uint64_t done_ = 0;               // bytes written (or given up), ever
+  std::uint64_t unreported_ = 0;         // lines dropped since the last report
+  std::size_t gap_ = std::string::npos;  // where in lines_ they were
+  State state_ = State::unstarted;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+Writer& writer() noexcept {
+  static Writer* const instance = new Writer;
+  return *instance;
 }
 
 struct ThreadLog {
@@ -48,18 +309,13 @@ struct ThreadLog {
   fmt::memory_buffer* current = &lines;  // where the line being written goes
   bool buffering = false;
   bool json = false;  // the format of the line being written
-  // The formatted "YYYY-MM-DDTHH:MM:SS" of the last second seen.
-  std::time_t cached_second = -1;
-  std::array<char, 20> second_text{};
+  TimeCache time;
 
   ~ThreadLog() { flush(); }
 
+  // Hands the lines to the writer.
   void flush() noexcept {
-    if (lines.size() > 0) write_all(current_fd.load(std::memory_order_relaxed), lines);
-    if (access_lines.size() > 0) {
-      const int fd = access_fd.load(std::memory_order_relaxed);
-      write_all(fd >= 0 ? fd : current_fd.load(std::memory_order_relaxed), access_lines);
-    }
+    if (lines.size() > 0 || access_lines.size() > 0) writer().hand_over(lines, access_lines);
   }
 
   fmt::memory_buffer& select(Stream stream) noexcept {
@@ -77,21 +333,6 @@ ThreadLog& thread_log() {
   return log;
 }
 
-void append_time(ThreadLog& log, fmt::memory_buffer& out) {
-  auto now = std::chrono::system_clock::now();
-  auto since_epoch = now.time_since_epoch();
-  auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
-  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch - seconds);
-  std::time_t second = static_cast<std::time_t>(seconds.count());
-  if (second != log.cached_second) {
-    std::tm parts{};
-    ::gmtime_r(&second, &parts);
-    std::strftime(log.second_text.data(), log.second_text.size(), "%Y-%m-%dT%H:%M:%S", &parts);
-    log.cached_second = second;
-  }
-  fmt::format_to(fmt::appender(out), "{}.{:03}Z", log.second_text.data(), millis.count());
-}
-
 }  // namespace
 
 namespace detail {
@@ -99,6 +340,8 @@ std::atomic<Level> minimum_level{Level::info};
 }
 
 void configure(const Settings& settings) noexcept {
+  // What was logged for the old descriptor goes there.
+  if (settings.fd != current_fd.load(std::memory_order_relaxed)) drain(kFlushWait);
   detail::minimum_level.store(settings.level, std::memory_order_relaxed);
   current_format.store(settings.format, std::memory_order_relaxed);
   current_fd.store(settings.fd, std::memory_order_relaxed);
@@ -192,12 +435,12 @@ fmt::memory_buffer& begin_line(Level level, Stream stream) {
   log.json = current_format.load(std::memory_order_relaxed) == Format::json;
   if (log.json) {
     out.append(std::string_view(R"({"time":")"));
-    append_time(log, out);
+    append_time(log.time, out);
     fmt::format_to(fmt::appender(out), R"(","level":"{}","msg":")", to_string(level));
     log.message.clear();
     return log.message;
   }
-  append_time(log, out);
+  append_time(log.time, out);
   fmt::format_to(fmt::appender(out), " {} ", to_string(level));
   log.message.clear();
   return log.message;
@@ -224,7 +467,7 @@ fmt::memory_buffer& begin_json_event(Level level, std::string_view event, Stream
   ThreadLog& log = thread_log();
   fmt::memory_buffer& out = log.select(stream);
   out.append(std::string_view(R"({"time":")"));
-  append_time(log, out);
+  append_time(log.time, out);
   fmt::format_to(fmt::appender(out), R"(","level":"{}","event":")", to_string(level));
   append_json_escaped(out, event);
   out.push_back('"');
@@ -258,10 +501,24 @@ void append_json_flag(fmt::memory_buffer& out, std::string_view key, bool value)
 }
 
 void flush_thread_buffer() noexcept {
+  ThreadLog& log = thread_log();
+  log.flush();
+  if (!log.buffering) writer().drain(kFlushWait);
+}
+
+bool drain(Duration timeout) noexcept {
   thread_log().flush();
+  return writer().drain(timeout);
+}
+
+std::uint64_t dropped_lines() noexcept {
+  return dropped_total.load(std::memory_order_relaxed);
 }
 
 void set_access_fd(int fd) noexcept {
+  // What was logged for the old descriptor goes there: it may be closed
+  // next.
+  if (fd != access_fd.load(std::memory_order_relaxed)) drain(kFlushWait);
   access_fd.store(fd, std::memory_order_relaxed);
 }
 

@@ -1,10 +1,25 @@
 // Logging: one line per event, on stderr by default.
 //
 // Lines are formatted into a per-thread buffer. On a loop's thread the
-// buffer is written once per loop turn (one write(2) for many lines), so
-// logging every connection does not cost a system call each; elsewhere
-// every line is written at once. Each flush is a single write, so lines of
+// buffer is handed over once per loop turn, so logging every connection
+// does not cost a lock or a system call each; elsewhere every line is
+// handed over at once. Buffers go to one writer thread, started by the
+// first line, which alone writes to the descriptors, with blocking
+// write(2): a destination that blocks (a full pipe, a stuck terminal)
+// never stalls a loop. At most kQueueLimit bytes wait for it; a buffer
+// that would go over is dropped whole and its lines counted
+// (dropped_lines()), and once the writer gets to the gap it writes
+// `log: N line(s) dropped: the log destination was not keeping up` there,
+// at warning level. Lines of one thread keep their order, and lines of
 // different threads never interleave mid-line.
+//
+// At exit (std::atexit, after the exiting thread's own lines are handed
+// over) the writer gets up to 2 s to write what is queued; a destination
+// stuck longer loses it, and the process ends anyway.
+//
+// fork(): the child has no writer thread. It writes its lines itself,
+// blocking, as a thread did before there was a writer; what the parent had
+// queued is not its to write.
 //
 // Format `text`: `2026-11-26T04:55:01.123Z info client 127.0.0.1:54321 connected`
 // Format `json`: `{"time":"...","level":"info","msg":"client 127.0.0.1:54321 connected"}`
@@ -14,10 +29,13 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
 #include <fmt/format.h>
+
+#include <salam/time.hpp>
 
 namespace salam::log {
 
@@ -31,6 +49,8 @@ struct Settings {
   Format format = Format::text;
   int fd = 2;
 };
+// A new `fd` takes effect once what is queued for the old one is written
+// (waiting up to 1 s: a stuck destination does not hold the change).
 void configure(const Settings& settings) noexcept;
 Settings settings() noexcept;
 
@@ -111,8 +131,9 @@ void access_line(fmt::format_string<Args...> format, Args&&... args) {
 
 // Sends access records to `fd` (a file of their own), or with the other
 // lines when -1. Replacing the file under the same descriptor number
-// (dup2) is how it is reopened for log rotation: writers never see a
-// closed descriptor.
+// (dup2) is how it is reopened for log rotation: the writer never sees a
+// closed descriptor. A different `fd` takes effect once what is queued is
+// written (waiting up to 1 s), so that the old one may be closed next.
 void set_access_fd(int fd) noexcept;
 
 // Appends `,"key":"value"` (escaped) or `,"key":number`.
@@ -121,10 +142,23 @@ void append_json_field(fmt::memory_buffer& out, std::string_view key, std::uint6
 void append_json_field(fmt::memory_buffer& out, std::string_view key, double value);
 void append_json_flag(fmt::memory_buffer& out, std::string_view key, bool value);
 
-// Writes what this thread has buffered. Loops call it once per turn.
+// The most bytes that wait for the writer (queued, or being written).
+inline constexpr std::size_t kQueueLimit = 4 * 1024 * 1024;
+
+// Hands what this thread has buffered to the writer. Loops call it once
+// per turn, and it returns at once. On a thread that does not buffer (not
+// a loop's), it also waits, up to 1 s, until everything handed over so far
+// is written: a caller that writes to stderr itself next, or exits, sees
+// the lines first.
 void flush_thread_buffer() noexcept;
 // While set on a thread, lines wait for flush_thread_buffer().
 void set_thread_buffering(bool on) noexcept;
+// Hands this thread's lines over and waits until everything handed over
+// so far, by any thread, is written (or dropped), up to `timeout`. False
+// if it was not done in time. It blocks: not for a loop's thread.
+bool drain(Duration timeout) noexcept;
+// Lines dropped because the queue was full, since the process started.
+std::uint64_t dropped_lines() noexcept;
 
 // Appends `text` to `out` escaped as the inside of a JSON string.
 void append_json_escaped(fmt::memory_buffer& out, std::string_view text);
