@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <salam/log.hpp>
+
 namespace salam::daemon {
 
 std::string_view to_string(Phase phase) noexcept {
@@ -59,6 +61,7 @@ StatusSnapshot DaemonStatus::snapshot() const {
   snapshot.phase = phase();
   snapshot.accepted_per_shard = server_.accepted_per_shard();
   snapshot.accept_errors = server_.accept_errors();
+  snapshot.log_lines_dropped = log::dropped_lines();
   {
     std::lock_guard lock(mutex_);
     snapshot.limit = limit_;

@@ -59,6 +59,7 @@ struct StatusSnapshot {
   std::uint64_t peak = 0;  // sampled
   std::vector<std::uint64_t> accepted_per_shard;
   AcceptErrors accept_errors;
+  std::uint64_t log_lines_dropped = 0;
   ReloadRecord reload;
   struct Listener {
     ListenerInfo info;

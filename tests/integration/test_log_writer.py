@@ -82,13 +82,14 @@ class StuckStderr(unittest.TestCase):
         self.addCleanup(pipe.close)
         process = subprocess.Popen(
             [BINARY, "--backend", backend, "--listen", "127.0.0.1:0", "--listen", "unix:" + path,
-             "--log-format", "json"],
+             "--log-format", "json", "--admin", "127.0.0.1:0"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=pipe.write_fd,
             process_group=0)
         self.addCleanup(harness.end_group, process)
         os.close(pipe.write_fd)
         pipe.write_fd = -1
 
+        admin = int(pipe.read_until(rb"admin endpoint on http://127\.0\.0\.1:(\d+)/").group(1))
         port = int(pipe.read_until(rb"listening on 127\.0\.0\.1:(\d+) ").group(1))
         pipe.read_until(rb"listening on unix:")
 
@@ -126,6 +127,10 @@ class StuckStderr(unittest.TestCase):
             self.assertLess(time.monotonic(), deadline, "no report of the dropped lines")
             time.sleep(0.05)
 
+        # The admin endpoint counts what was dropped.
+        scraped = harness.exchange("127.0.0.1", admin, b"GET /metrics HTTP/1.0\r\n\r\n").decode()
+        counted = int(re.search(r"^salam_log_lines_dropped_total (\d+)$", scraped, re.M).group(1))
+
         # The lines of the exit are written before it ends.
         process.send_signal(signal.SIGTERM)
         self.assertEqual(process.wait(15), 0)
@@ -146,6 +151,7 @@ class StuckStderr(unittest.TestCase):
                     self.assertEqual(record["level"], "warning")
                     dropped += int(report.group(1))
         self.assertGreater(dropped, 0)
+        self.assertEqual(counted, dropped, "salam_log_lines_dropped_total")
         self.assertEqual(events["connected"] + events["closed"] + dropped, 2 * clients, events)
         self.assertTrue(messages[-1].startswith("connections accepted per shard: "), messages[-3:])
         accepted = [int(n) for n in messages[-1].split(": ")[1].split(", ")]

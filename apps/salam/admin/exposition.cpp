@@ -103,6 +103,9 @@ void write_process(Writer& w, const StatusSnapshot& s) {
   w.sample("salam_accept_errors_total", label("kind", "memory"), s.accept_errors.memory);
   w.sample("salam_accept_errors_total", label("kind", "other"), s.accept_errors.other);
 
+  w.family("salam_log_lines_dropped", "counter",
+           "Log lines dropped because the log's destination did not keep up.");
+  w.sample("salam_log_lines_dropped_total", "", s.log_lines_dropped);
   w.family("salam_config_reloads", "counter", "Reloads asked for (SIGHUP).");
   w.sample("salam_config_reloads_total", "", s.reload.count);
   w.family("salam_config_reload_failures", "counter",

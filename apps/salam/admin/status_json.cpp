@@ -149,6 +149,7 @@ std::string render_status_json(const StatusSnapshot& s) {
       j.key("memory").number(s.accept_errors.memory);
       j.key("other").number(s.accept_errors.other);
     });
+    j.key("log_lines_dropped").number(s.log_lines_dropped);
     j.key("reload").object([&] {
       j.key("count").number(s.reload.count);
       j.key("failures").number(s.reload.failures);
