@@ -44,6 +44,11 @@ constexpr auto kExitWait = std::chrono::seconds(2);
 // A buffer the writer keeps between batches, at most: one burst does not
 // hold its memory for good.
 constexpr std::size_t kKeptCapacity = 256 * 1024;
+// Once woken, the writer lets lines gather this long before it writes, so
+// that a busy server costs one wake-up and one write(2) per batch rather
+// than per loop turn (a thread switch each: measured at a third more CPU
+// per logged greeting); handing lines over wakes it only when it is idle.
+constexpr auto kGather = std::chrono::milliseconds(1);
 
 std::atomic<std::uint64_t> dropped_total{0};
 
@@ -146,8 +151,9 @@ class Writer {
     }
     lines.clear();
     access.clear();
+    const bool wake = idle_;
     lock.unlock();
-    work_.notify_one();
+    if (wake) work_.notify_one();
   }
 
   // Waits until everything queued so far is written (or given up); false
@@ -231,8 +237,15 @@ class Writer {
     fmt::memory_buffer report;
     std::unique_lock lock(mutex_);
     for (;;) {
+      idle_ = true;
       work_.wait(lock, [&] { return has_work() || stopping_; });
+      idle_ = false;
       if (!has_work()) break;
+      if (!stopping_) {
+        lock.unlock();
+        std::this_thread::sleep_for(kGather);
+        lock.lock();
+      }
       lines.swap(lines_);
       access.swap(access_);
       const std::size_t gap = std::min(gap_, lines.size());
@@ -294,6 +307,7 @@ class Writer {
   std::size_t gap_ = std::string::npos;  // where in lines_ they were
   State state_ = State::unstarted;
   bool stopping_ = false;
+  bool idle_ = false;  // the writer waits for work: handing over must wake it
   std::thread thread_;
 };
 

@@ -216,10 +216,12 @@ def salam_peers(salam_cmd, backends, variants=(), tls_cert=None, others=()):
     # TCP_DEFER_ACCEPT, as the minimal C server runs it. Variants (NAME,
     # FLAGS) run on the first backend with FLAGS and nothing else added:
     # `--salam-variant text=` logs every connection, `quiet=--quiet` does not.
-    # Others (NAME, COMMAND) are other salam binaries, run as the first
-    # backend's default is: a build from before a change.
+    # Others (NAME, COMMAND) are other salam binaries (a build from before a
+    # change) on the first backend, with COMMAND's flags and the listener's,
+    # as variants are: `before=OLD/salam --quiet`.
     return [*(Peer(f"salam/{backend}", workloads, daemon(backend)) for backend in backends),
-            *(Peer(f"salam/{name}", workloads, daemon(backends[0], program=shlex.split(command)))
+            *(Peer(f"salam/{name}", workloads,
+                   daemon(backends[0], program=shlex.split(command), quiet=False))
               for name, command in others),
             *(Peer(f"salam/{backend}+defer", {"greet"}, daemon(backend, "--defer-accept"))
               for backend in backends),
