@@ -12,6 +12,7 @@
 #include <salam/shard_context.hpp>
 #include <salam/tls.hpp>
 
+#include "duration.hpp"
 #include "socket_activation.hpp"
 #include "upgrade.hpp"
 
@@ -44,6 +45,28 @@ bool same_socket(const ListenerConfig& a, const ListenerConfig& b) {
   const ListenOptions y = listen_options(b);
   return x.backlog == y.backlog && x.reuse_port == y.reuse_port && x.no_delay == y.no_delay &&
          x.defer_accept_seconds == y.defer_accept_seconds && x.send_buffer == y.send_buffer;
+}
+
+// What /status.json shows of a listener's settings.
+std::vector<std::pair<std::string, std::string>> settings_of(const ListenerConfig& listener) {
+  const ServiceOptions& options = listener.options;
+  std::vector<std::pair<std::string, std::string>> settings = {
+      {"backlog", std::to_string(listener.backlog)},
+      {"reuse-port", listener.reuse_port ? "true" : "false"},
+      {"read-timeout", format_duration(options.read_timeout)},
+      {"idle-timeout", format_duration(options.idle_timeout)},
+      {"write-timeout", format_duration(options.write_timeout)},
+      {"access-list", listener.access.list ? "on" : "off"},
+  };
+  if (listener.max_lifetime > Duration::zero()) {
+    settings.emplace_back("max-lifetime", format_duration(listener.max_lifetime));
+  }
+  if (listener.min_rate > 0)
+    settings.emplace_back("min-rate", fmt::format("{}", listener.min_rate));
+  if (listener.tls.enabled()) {
+    settings.emplace_back("tls-handshake-timeout", format_duration(listener.tls.handshake_timeout));
+  }
+  return settings;
 }
 
 bool any_tls(const DaemonConfig& config) {
@@ -440,6 +463,7 @@ void Daemon::publish_status() {
       info.tls = true;
       info.certificates = context->certificates();
     }
+    info.settings = settings_of(active.config);
     info.metrics = active.metrics;
     listeners.push_back(std::move(info));
   }

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <salam/server.hpp>
@@ -34,6 +35,9 @@ struct ListenerInfo {
   std::string proxy;  // off, on or optional
   bool tls = false;
   std::vector<tls::ServerContext::Certificate> certificates;
+  // The settings that shape its connections, as the configuration spells
+  // them (name, value), for /status.json.
+  std::vector<std::pair<std::string, std::string>> settings;
   std::shared_ptr<ListenerMetrics> metrics;
 };
 

@@ -255,6 +255,8 @@ class Status(unittest.TestCase):
                 self.assertEqual(listener["address"], server.addresses[0])
                 self.assertEqual(listener["service"], "echo")
                 self.assertEqual(listener["closed"]["done"], 0)
+                self.assertEqual(listener["settings"]["idle-timeout"], "1m")
+                self.assertEqual(listener["settings"]["access-list"], "off")
 
                 with open(config, "w") as f:
                     f.write("threads = -1\n")

@@ -93,6 +93,10 @@ void listener(Json& j, const StatusSnapshot::Listener& l, std::uint64_t limit) {
     j.key("service").string(l.info.service);
     j.key("tls").boolean(l.info.tls);
     j.key("proxy").string(l.info.proxy);
+    j.key("settings").object([&] {
+      for (const auto& [name, value] : l.info.settings)
+        j.key(name).string(value);
+    });
     j.key("active").number(t.active);
     j.key("max").number(l.peak);
     j.key("limit").number(limit);
