@@ -62,19 +62,19 @@ struct Server::Impl {
     bool inherited = false;  // given, not bound
     bool keep_file = false;  // its Unix socket's file is not ours to remove
 
-    // Shard `shard`'s share of the sockets, of `shards` in all. With as
+    // Shard `shard`'s share of the sockets, of `total` in all. With as
     // many sockets as shards or more, each socket goes to one shard (shard
-    // i takes i, i + shards, ...); with fewer, the shards share them
+    // i takes i, i + total, ...); with fewer, the shards share them
     // round-robin.
-    detail::ShardListener for_shard(std::size_t id, unsigned shard, unsigned shards) const {
+    detail::ShardListener for_shard(std::size_t id, unsigned shard, unsigned total) const {
       detail::ShardListener out{id, {}, factory};
       const std::size_t count = sockets.size();
-      if (count >= shards) {
-        for (std::size_t j = shard; j < count; j += shards)
+      if (count >= total) {
+        for (std::size_t j = shard; j < count; j += total)
           out.sockets.push_back({sockets[j], false});
       } else {
         const std::size_t j = shard % count;
-        const std::size_t sharing = (shards - j + count - 1) / count;
+        const std::size_t sharing = (total - j + count - 1) / count;
         out.sockets.push_back({sockets[j], sharing > 1});
       }
       return out;
