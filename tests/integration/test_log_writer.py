@@ -26,6 +26,16 @@ def greet(port, timeout=5):
     return harness.exchange("127.0.0.1", port, b"Hello, server!", timeout=timeout)
 
 
+def greet_every_one(test, port, count):
+    """`count` greetings in turn; each must be answered within 5 s."""
+    for i in range(count):
+        try:
+            reply = greet(port)
+        except TimeoutError:
+            test.fail(f"client {i} was not answered in 5 s: a shard is stalled")
+        test.assertEqual(reply, b"Hello, client!", f"client {i}")
+
+
 def greet_unix(path):
     return harness.unix_exchange(path, b"Hello, server!", timeout=5)
 
@@ -105,12 +115,7 @@ class StuckStderr(unittest.TestCase):
         # in write(2) once the pipe was full, after about 200 of these, and
         # its clients waited for ever.
         started = time.monotonic()
-        for i in range(2000):
-            try:
-                reply = greet(port)
-            except TimeoutError:
-                self.fail(f"client {i} was not answered in 5 s: a shard is stalled")
-            self.assertEqual(reply, b"Hello, client!", f"client {i}")
+        greet_every_one(self, port, 2000)
         clients += 2000
         self.assertLess(time.monotonic() - started, 60, "2000 greetings with a stuck stderr")
 
@@ -169,12 +174,7 @@ class StuckStderr(unittest.TestCase):
                                      "--access-log", fifo, "--log-format", "json"]) as server:
                     _, port = harness.host_port(server.addresses[0])
                     # About 150 bytes a record: the FIFO is full after some 450.
-                    for i in range(2000):
-                        try:
-                            reply = greet(port)
-                        except TimeoutError:
-                            self.fail(f"client {i} was not answered in 5 s: a shard is stalled")
-                        self.assertEqual(reply, b"Hello, client!", f"client {i}")
+                    greet_every_one(self, port, 2000)
 
                     records = bytearray()
                     def read():
