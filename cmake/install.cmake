@@ -1,7 +1,9 @@
 # Install rules: libsalam with its headers, a CMake package (salam::salam)
 # and a pkg-config file; the daemon and salam-bench. Honours
 # CMAKE_INSTALL_PREFIX (or `cmake --install --prefix`), DESTDIR and
-# BUILD_SHARED_LIBS. Tests, fuzzers, benchmarks and examples are not installed.
+# BUILD_SHARED_LIBS; with the daemon, its configuration, units and logrotate
+# file (install_system.cmake). Tests, fuzzers, benchmarks and examples are
+# not installed.
 include(CMakePackageConfigHelpers)
 
 set(salam_cmake_dir ${CMAKE_INSTALL_LIBDIR}/cmake/salam)
@@ -46,6 +48,7 @@ install(FILES ${PROJECT_BINARY_DIR}/salam.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}
 # The daemon is a system service: sbin, as Debian policy has it.
 if(TARGET salam_bin)
   install(TARGETS salam_bin RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR})
+  include(${CMAKE_CURRENT_LIST_DIR}/install_system.cmake)
 endif()
 if(TARGET salam-bench)
   install(TARGETS salam-bench RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
