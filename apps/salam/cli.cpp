@@ -38,13 +38,14 @@ std::string services_footer() {
       "them;\n"
       "                   a second signal closes them at once\n"
       "  SIGHUP           re-read --config and the certificates (a bad file is rejected and the\n"
-      "                   running configuration kept)\n"
+      "                   running configuration kept); reopen --access-log\n"
+      "  SIGUSR2          upgrade: start the binary again, hand it the listening sockets, drain\n"
       "\nExamples:\n"
-      "  salam                                         the tutorial's greeting server\n"
-      "  salam --listen [::]:7 --service echo         an echo server on IPv6 and IPv4\n"
+      "  salam                                       the tutorial's greeting server\n"
+      "  salam --listen [::]:7 --service echo        an echo server on IPv6 and IPv4\n"
       "  salam --greet-first --message 'hi\\r\\n'      a banner server\n"
-      "  salam --config /etc/salam.toml               several listeners (docs/configuration.md)\n"
-      "  salam --check-config /etc/salam.toml         validate a file and exit";
+      "  salam --config /etc/salam/salam.toml        several listeners (salam.toml(5))\n"
+      "  salam --check-config /etc/salam/salam.toml  validate a file and exit";
   return text;
 }
 

@@ -1,5 +1,7 @@
 #include "config_file.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
@@ -10,6 +12,13 @@
 namespace salam::daemon {
 
 namespace {
+
+// Asked before the value is read: an unknown tls- key is reported as
+// unknown, whatever its value's type.
+bool is_tls_setting(std::string_view name) {
+  return std::ranges::any_of(
+      tls_settings(), [name](const TlsSettingInfo& setting) { return setting.name == name; });
+}
 
 class FileReader {
  public:
@@ -130,7 +139,7 @@ class FileReader {
         listener.tls.key_files = string_list(node, name);
       } else if (name == "tls-alpn" && node.is_array()) {
         listener.tls.alpn = string_list(node, name);
-      } else if (name.starts_with("tls-") &&
+      } else if (is_tls_setting(name) &&
                  set_tls_setting(listener.tls, name, scalar(node, name), at)) {
       } else {
         unknown(key, " in [[listen]]");

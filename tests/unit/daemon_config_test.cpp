@@ -264,6 +264,9 @@ TEST_F(ConfigFile, TlsMistakesAreCaught) {
        "none, optional or required"},
       {"[[listen]]\naddress = \"127.0.0.1:1\"\ntls-certificate = \"a.pem\"\n",
        "unknown key 'tls-certificate'"},
+      // Unknown whatever the value: not "must be a string".
+      {"[[listen]]\naddress = \"127.0.0.1:1\"\ntls-certificate = true\n",
+       "unknown key 'tls-certificate'"},
       {"[[listen]]\naddress = \"127.0.0.1:1\"\ntls-key = \"a.key\"\n", "without a certificate"},
       {"tls-handshake-rate = -3\n", "TLS handshake rate"},
   };
