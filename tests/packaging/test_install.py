@@ -58,7 +58,9 @@ class Install(unittest.TestCase):
         self.assertEqual(outside, [])
         for relative in ("sbin/salam", "bin/salam-bench", "etc/salam/salam.toml",
                          "etc/logrotate.d/salam", "lib/systemd/system/salam.service",
-                         "lib/systemd/system/salam.socket", "lib/sysusers.d/salam.conf"):
+                         "lib/systemd/system/salam.socket", "lib/sysusers.d/salam.conf",
+                         "share/man/man8/salam.8", "share/man/man5/salam.toml.5",
+                         "share/man/man1/salam-bench.1"):
             self.assertTrue((prefix / relative).is_file(), relative)
         unit = (prefix / "lib/systemd/system/salam.service").read_text()
         self.assertIn(f"ExecStart={prefix}/sbin/salam --config {prefix}/etc/salam/salam.toml ",
@@ -71,7 +73,8 @@ class Install(unittest.TestCase):
         self.assertEqual([f for f in files if not f.startswith(str(destdir) + "/")], [])
         for path in ("usr/sbin/salam", "usr/bin/salam-bench", "etc/salam/salam.toml",
                      "etc/logrotate.d/salam", "lib/systemd/system/salam.service",
-                     "lib/systemd/system/salam.socket", "usr/lib/sysusers.d/salam.conf"):
+                     "lib/systemd/system/salam.socket", "usr/lib/sysusers.d/salam.conf",
+                     "usr/share/man/man8/salam.8"):
             self.assertTrue((destdir / path).is_file(), path)
         unit = (destdir / "lib/systemd/system/salam.service").read_text()
         self.assertIn("ExecStart=/usr/sbin/salam --config /etc/salam/salam.toml "
