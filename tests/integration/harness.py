@@ -221,6 +221,15 @@ class Server:
         return status, log
 
 
+def gone(pid):
+    """True once `pid` has exited (a zombie no one reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def host_port(address):
     """("127.0.0.1", 8888) from "127.0.0.1:8888", ("::1", 8888) from "[::1]:8888"."""
     host, port = address.rsplit(":", 1)

@@ -124,15 +124,6 @@ def read_pid(path):
         return int(f.read())
 
 
-def gone(pid):
-    """True once `pid` has exited (a zombie no one reaped counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
 def wait_until(condition, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -281,7 +272,7 @@ class Cluster:
         old = read_pid(self.pid_files[n])
         os.kill(old, signal.SIGUSR2)
         wait_until(lambda: read_pid(self.pid_files[n]) != old, timeout, f"salam{n + 1}'s new pid file")
-        wait_until(lambda: gone(old), timeout, f"salam{n + 1}'s old process {old} exiting")
+        wait_until(lambda: harness.gone(old), timeout, f"salam{n + 1}'s old process {old} exiting")
         new = read_pid(self.pid_files[n])
         admin = (INSTANCES[n], self.admin_port)
         assert get(admin, "/ready") == (200, b"ready\n")
@@ -305,7 +296,7 @@ class Cluster:
             pid = read_pid(self.pid_files[n]) if os.path.exists(self.pid_files[n]) else salam.pid
             if pid != salam.pid:
                 os.kill(pid, signal.SIGTERM)
-                wait_until(lambda: gone(pid), 15, f"salam{n + 1} ({pid}) exiting")
+                wait_until(lambda: harness.gone(pid), 15, f"salam{n + 1} ({pid}) exiting")
             elif salam.process.poll() is None:
                 salam.assert_fds_return()
             logs.append(salam.close()[1])
