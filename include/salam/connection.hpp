@@ -252,6 +252,17 @@ class [[nodiscard]] Connection::WriteAllAwaiter {
   Task<std::error_code> layered_;
 };
 
+// A connected pair of local sockets (socketpair(2), AF_UNIX): one end a
+// Connection on `loop`, the other a plain descriptor, blocking and
+// close-on-exec, for a child process or a thread that uses blocking I/O.
+// `type` is SOCK_STREAM or SOCK_SEQPACKET (whose reads return one message
+// each, and whose writes send one).
+struct LocalPair {
+  Connection here;
+  FileDescriptor there;
+};
+Result<LocalPair> local_pair(Loop& loop, int type = SOCK_STREAM) noexcept;
+
 class ConnectAwaiter;
 // Opens a client connection. The socket is created with the flags the
 // loop's backend wants; `source`, if given, is bound first.

@@ -6,7 +6,6 @@
 #include <thread>
 #include <vector>
 
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -28,17 +27,6 @@ using testing::loopback_pair;
 using testing::LoopbackPair;
 
 class BufferedWriterTest : public testing::LoopBackendTest {};
-
-// A local socket pair of `type`: the connection's end on the loop, the
-// peer's a plain blocking socket. SOCK_SEQPACKET keeps each send a packet
-// of its own, so the peer can count the sends.
-LoopbackPair local_pair(Loop& loop, int type) {
-  int fds[2];
-  EXPECT_EQ(::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds), 0);
-  if (detail::Engine::socket_flags(loop) != 0)
-    ::fcntl(fds[0], F_SETFL, ::fcntl(fds[0], F_GETFL) | O_NONBLOCK);
-  return LoopbackPair{Connection(loop, FileDescriptor(fds[0])), FileDescriptor(fds[1])};
-}
 
 // Appends `parts`, checks that nothing went out, then flushes.
 Task<> append_and_flush(BufferedWriter& writer, Connection& connection,
@@ -69,24 +57,26 @@ std::string joined(const std::vector<std::string>& parts) {
 
 TEST_P(BufferedWriterTest, AppendsGoOutInOneSend) {
   Loop loop(options());
-  LoopbackPair pair = local_pair(loop, SOCK_SEQPACKET);
-  BufferedWriter writer(pair.connection);
+  auto made = local_pair(loop, SOCK_SEQPACKET);
+  ASSERT_TRUE(made);
+  LocalPair& pair = *made;
+  BufferedWriter writer(pair.here);
   const auto parts = numbered_parts(100);
   const std::string expected = joined(parts);
   std::error_code error;
-  loop.run(append_and_flush(writer, pair.connection, parts, 5s, error));
+  loop.run(append_and_flush(writer, pair.here, parts, 5s, error));
   EXPECT_FALSE(error) << error.message();
   EXPECT_EQ(writer.pending(), 0u);
-  EXPECT_EQ(pair.connection.bytes_out(), expected.size());
+  EXPECT_EQ(pair.here.bytes_out(), expected.size());
   // One send is one packet: the first receive takes every byte, in order,
   // and nothing is left.
   std::string packet(64 * 1024, '\0');
-  const ssize_t received = ::recv(pair.peer.get(), packet.data(), packet.size(), MSG_DONTWAIT);
+  const ssize_t received = ::recv(pair.there.get(), packet.data(), packet.size(), MSG_DONTWAIT);
   ASSERT_GT(received, 0);
   packet.resize(static_cast<std::size_t>(received));
   EXPECT_EQ(packet, expected);
   char more;
-  EXPECT_EQ(::recv(pair.peer.get(), &more, 1, MSG_DONTWAIT), -1) << "a second send was made";
+  EXPECT_EQ(::recv(pair.there.get(), &more, 1, MSG_DONTWAIT), -1) << "a second send was made";
 }
 
 TEST_P(BufferedWriterTest, ManyAppendsArriveInOrderOverTcp) {
@@ -111,52 +101,60 @@ TEST_P(BufferedWriterTest, ManyAppendsArriveInOrderOverTcp) {
 
 TEST_P(BufferedWriterTest, AfterAFlushTheWriterHoldsNoMemory) {
   Loop loop(options());
-  LoopbackPair pair = local_pair(loop, SOCK_STREAM);
-  BufferedWriter writer(pair.connection);
+  auto made = local_pair(loop, SOCK_STREAM);
+  ASSERT_TRUE(made);
+  LocalPair& pair = *made;
+  BufferedWriter writer(pair.here);
   writer.append("PONG\n");
   EXPECT_FALSE(writer.holds_memory()) << "a short reply fits in the writer itself";
   const std::vector<std::string> parts{std::string(1000, 'x')};
   std::error_code error;
-  loop.run(append_and_flush(writer, pair.connection, parts, 5s, error));
+  loop.run(append_and_flush(writer, pair.here, parts, 5s, error));
   EXPECT_FALSE(error) << error.message();
   EXPECT_EQ(writer.pending(), 0u);
   EXPECT_FALSE(writer.holds_memory());
-  EXPECT_EQ(pair.connection.bytes_out(), 1005u);
+  EXPECT_EQ(pair.here.bytes_out(), 1005u);
 }
 
 TEST_P(BufferedWriterTest, AppendsBytesAsWellAsText) {
   Loop loop(options());
-  LoopbackPair pair = local_pair(loop, SOCK_STREAM);
-  BufferedWriter writer(pair.connection);
+  auto made = local_pair(loop, SOCK_STREAM);
+  ASSERT_TRUE(made);
+  LocalPair& pair = *made;
+  BufferedWriter writer(pair.here);
   const std::byte binary[] = {std::byte{0}, std::byte{0xff}, std::byte{'\n'}};
   writer.append(binary);
   std::error_code error;
-  loop.run(append_and_flush(writer, pair.connection, {"text"}, 5s, error));
+  loop.run(append_and_flush(writer, pair.here, {"text"}, 5s, error));
   EXPECT_FALSE(error) << error.message();
   char received[8] = {};
-  ASSERT_EQ(::recv(pair.peer.get(), received, sizeof received, 0), 7);
+  ASSERT_EQ(::recv(pair.there.get(), received, sizeof received, 0), 7);
   EXPECT_EQ(std::string(received, 7), std::string("\0\xff\ntext", 7));
 }
 
 TEST_P(BufferedWriterTest, AFlushWithNothingPendingSendsNothing) {
   Loop loop(options());
-  LoopbackPair pair = local_pair(loop, SOCK_SEQPACKET);
-  BufferedWriter writer(pair.connection);
+  auto made = local_pair(loop, SOCK_SEQPACKET);
+  ASSERT_TRUE(made);
+  LocalPair& pair = *made;
+  BufferedWriter writer(pair.here);
   std::error_code error = std::make_error_code(std::errc::io_error);
-  loop.run(append_and_flush(writer, pair.connection, {}, 5s, error));
+  loop.run(append_and_flush(writer, pair.here, {}, 5s, error));
   EXPECT_FALSE(error) << error.message();
-  EXPECT_EQ(pair.connection.bytes_out(), 0u);
+  EXPECT_EQ(pair.here.bytes_out(), 0u);
   char packet;
-  EXPECT_EQ(::recv(pair.peer.get(), &packet, 1, MSG_DONTWAIT), -1) << "an empty packet was sent";
+  EXPECT_EQ(::recv(pair.there.get(), &packet, 1, MSG_DONTWAIT), -1) << "an empty packet was sent";
 }
 
 TEST_P(BufferedWriterTest, AFailedFlushReturnsTheErrorAndDropsItsBytes) {
   Loop loop(options());
-  LoopbackPair pair = local_pair(loop, SOCK_STREAM);
-  BufferedWriter writer(pair.connection);
-  pair.peer.reset();
+  auto made = local_pair(loop, SOCK_STREAM);
+  ASSERT_TRUE(made);
+  LocalPair& pair = *made;
+  BufferedWriter writer(pair.here);
+  pair.there.reset();
   std::error_code error;
-  loop.run(append_and_flush(writer, pair.connection, {"nobody reads this"}, 5s, error));
+  loop.run(append_and_flush(writer, pair.here, {"nobody reads this"}, 5s, error));
   EXPECT_EQ(error, std::make_error_code(std::errc::broken_pipe));
   EXPECT_EQ(writer.pending(), 0u);
   EXPECT_FALSE(writer.holds_memory());
@@ -164,20 +162,22 @@ TEST_P(BufferedWriterTest, AFailedFlushReturnsTheErrorAndDropsItsBytes) {
 
 TEST_P(BufferedWriterTest, AFlushPastItsDeadlineReturnsTimedOut) {
   Loop loop(options());
-  LoopbackPair pair = local_pair(loop, SOCK_STREAM);
-  BufferedWriter writer(pair.connection);
+  auto made = local_pair(loop, SOCK_STREAM);
+  ASSERT_TRUE(made);
+  LocalPair& pair = *made;
+  BufferedWriter writer(pair.here);
   // The peer reads nothing: 8 MiB cannot all fit in the socket buffers.
   const std::vector<std::string> parts{std::string(8 << 20, 'x')};
   std::error_code error;
   const auto started = Clock::now();
-  loop.run(append_and_flush(writer, pair.connection, parts, 100ms, error));
+  loop.run(append_and_flush(writer, pair.here, parts, 100ms, error));
   const auto waited = Clock::now() - started;
   EXPECT_EQ(error, timed_out());
   // Tolerance: never early; late by up to 2 s on a loaded machine.
   EXPECT_GE(waited, 100ms);
   EXPECT_LT(waited, 2s);
   EXPECT_EQ(writer.pending(), 0u);
-  EXPECT_LT(pair.connection.bytes_out(), parts[0].size());
+  EXPECT_LT(pair.here.bytes_out(), parts[0].size());
 }
 
 Task<> flush_once(BufferedWriter& writer, std::error_code& error, bool& done) {
@@ -204,19 +204,21 @@ Task<> flush_twice(BufferedWriter& writer, Connection& connection, std::string f
 
 TEST_P(BufferedWriterTest, AppendsDuringAFlushGoOutWithTheNext) {
   Loop loop(options());
-  LoopbackPair pair = local_pair(loop, SOCK_STREAM);
-  BufferedWriter writer(pair.connection);
+  auto made = local_pair(loop, SOCK_STREAM);
+  ASSERT_TRUE(made);
+  LocalPair& pair = *made;
+  BufferedWriter writer(pair.here);
   const std::string first(4 << 20, 'x');
   std::string received;
   std::atomic<bool> appended = false;
   std::thread reader([&] {
     for (int i = 0; i < 5000 && !appended; ++i)
       std::this_thread::sleep_for(1ms);
-    received = testing::read_until_eof(pair.peer.get());
+    received = testing::read_until_eof(pair.there.get());
   });
   std::size_t pending_meanwhile = 0;
   std::error_code error;
-  loop.run(flush_twice(writer, pair.connection, first, appended, pending_meanwhile, error));
+  loop.run(flush_twice(writer, pair.here, first, appended, pending_meanwhile, error));
   reader.join();
   EXPECT_FALSE(error) << error.message();
   EXPECT_EQ(pending_meanwhile, 4u) << "only the bytes appended after the flush began";
