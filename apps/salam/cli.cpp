@@ -133,6 +133,33 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
       ->group(service);
   option(app, "--quotes-file", o.quotes_file, "FILE", service,
          "qotd: quotes separated by lines holding only %, at most 512 bytes each");
+  app.add_option("--exec-env", o.exec_env,
+                 "exec: NAME passes salam's variable to the program, NAME=VALUE sets one; "
+                 "repeat for several (the environment is otherwise only the connection's)")
+      ->type_name("VAR")
+      ->group(service);
+  option(app, "--exec-user", o.exec_user, "USER", service,
+         "exec: run the program as USER, with USER's groups (salam must be root)");
+  option(app, "--exec-group", o.exec_group, "GROUP", service,
+         "exec: run the program with GROUP as its group (and only group)");
+  option(app, "--exec-timeout", o.exec_timeout, "DURATION", service,
+         "exec: stop a program running longer (SIGTERM, SIGKILL 3s later; default: no limit)");
+  option(app, "--exec-max-children", o.exec_max_children, "N", service,
+         "exec: programs running at once per listener; more connections are closed "
+         "(default 100)");
+  for (std::size_t i = 0; i < exec::kLimits; ++i) {
+    const auto limit = static_cast<exec::Limit>(i);
+    static constexpr std::array<const char*, exec::kLimits> kHelp = {
+        "exec: the program's address space (RLIMIT_AS), bytes or with K, M, G",
+        "exec: processes of the program's user (RLIMIT_NPROC)",
+        "exec: the program's open descriptors (RLIMIT_NOFILE)",
+        "exec: the program's CPU seconds (RLIMIT_CPU)"};
+    option(app, fmt::format("--{}", exec::limit_key(limit)).c_str(), o.exec_limits[i], "N", service,
+           kHelp[i]);
+  }
+  app.add_flag("--exec-sandbox", o.exec_sandbox,
+               "exec: run the program with no new privileges (no setuid programs)")
+      ->group(service);
 
   option(app, "--max-connections", o.max_connections, "N", limits,
          "Connections open at once, over all threads; more are closed at once (default 10000)");
@@ -249,8 +276,18 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
   option(app, "--check-config", check_file, "FILE", configuration,
          "Check a configuration file (and the flags with it) and exit");
 
+  // Everything after "--" is the exec service's program and its arguments,
+  // as tcpserver takes them after its address.
+  int own = argc;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--") {
+      own = i;
+      o.exec_command.assign(argv + i + 1, argv + argc);
+      break;
+    }
+  }
   try {
-    app.parse(argc, argv);
+    app.parse(own, argv);
   } catch (const CLI::CallForHelp&) {
     std::cout << app.help();
     return 0;
@@ -272,6 +309,26 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
   }
   return invocation;
 }
+
+namespace {
+
+void apply_exec_overrides(const Overrides& o, exec::ExecSettings& exec) {
+  if (!o.exec_command.empty()) exec.command = o.exec_command;
+  if (!o.exec_env.empty()) exec.env = o.exec_env;
+  if (o.exec_user) exec.user = *o.exec_user;
+  if (o.exec_group) exec.group = *o.exec_group;
+  if (o.exec_timeout) set_timeout(exec.timeout, *o.exec_timeout, "--exec-timeout");
+  if (o.exec_max_children) set_max_children(exec, *o.exec_max_children, "--exec-max-children");
+  for (std::size_t i = 0; i < exec::kLimits; ++i) {
+    const auto limit = static_cast<exec::Limit>(i);
+    if (o.exec_limits[i]) {
+      set_exec_limit(exec, limit, *o.exec_limits[i], fmt::format("--{}", exec::limit_key(limit)));
+    }
+  }
+  if (o.exec_sandbox) exec.sandbox = true;
+}
+
+}  // namespace
 
 DaemonConfig load_configuration(const Overrides& o) {
   DaemonConfig config;
@@ -307,6 +364,7 @@ DaemonConfig load_configuration(const Overrides& o) {
     if (o.send_buffer) set_send_buffer(listener, *o.send_buffer, "--send-buffer");
     if (o.greet_first) options.greet_first = true;
     if (o.quotes_file) options.quotes_file = *o.quotes_file;
+    if (listener.service == "exec") apply_exec_overrides(o, options.exec_settings);
     if (!o.access_rules.empty()) {
       listener.access.rules.clear();
       for (const auto& rule : o.access_rules)
@@ -370,6 +428,9 @@ DaemonConfig load_configuration(const Overrides& o) {
   if (o.log_format) set_log_format(config, *o.log_format, "--log-format");
   if (o.log_level) set_log_level(config, *o.log_level, "--log-level");
   if (o.quiet) config.log_connections = false;
+  if (!o.exec_command.empty() && !uses_exec(config)) {
+    throw ConfigError("--", "a program after -- is for the exec service: add --service exec");
+  }
   finish(config);
   return config;
 }

@@ -2,6 +2,7 @@
 // Flags override the file, on start and on every reload.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -62,6 +63,15 @@ struct Overrides {
   std::vector<std::string> tls_key;
   std::vector<std::pair<std::string, std::string>> tls_settings;  // (name, value), in order
   std::optional<double> tls_handshake_rate;
+  // The exec service: the program and arguments after --, and its limits.
+  std::vector<std::string> exec_command;
+  std::vector<std::string> exec_env;
+  std::optional<std::string> exec_user;
+  std::optional<std::string> exec_group;
+  std::optional<std::string> exec_timeout;
+  std::optional<std::int64_t> exec_max_children;
+  std::array<std::optional<std::string>, exec::kLimits> exec_limits;
+  bool exec_sandbox = false;
 };
 
 struct Invocation {

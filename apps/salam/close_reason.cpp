@@ -42,6 +42,12 @@ std::string_view to_string(CloseReason reason) noexcept {
       return "tls_error";
     case CloseReason::limit_handshakes:
       return "limit_handshakes";
+    case CloseReason::limit_children:
+      return "limit_children";
+    case CloseReason::exec_failed:
+      return "exec_failed";
+    case CloseReason::exec_timeout:
+      return "exec_timeout";
     case CloseReason::shutdown:
       return "shutdown";
     case CloseReason::server_error:

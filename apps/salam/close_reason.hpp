@@ -25,6 +25,9 @@ enum class CloseReason : std::uint8_t {
   timeout_tls,         // the TLS handshake did not finish in time
   tls_error,           // the TLS handshake failed, or TLS broke later (see the detail)
   limit_handshakes,    // refused: TLS handshakes over the rate limit (before any crypto)
+  limit_children,      // exec: as many programs run as exec-max-children allows
+  exec_failed,         // exec: the program could not be started (see the detail)
+  exec_timeout,        // exec: the program ran past exec-timeout and was stopped
   shutdown,            // cut short by the drain deadline
   server_error,        // a failure on the server's side (out of buffers, ...)
 };
@@ -43,13 +46,17 @@ constexpr bool is_refusal(CloseReason reason) noexcept {
 std::string_view to_string(CloseReason reason) noexcept;
 
 // How a connection ended: its reason and, for a server_error, the errno
-// behind it (0 if none), which the access record names.
+// behind it (0 if none), which the access record names, or a detail of
+// the service's own (a static string: an exit status, a signal's name).
 struct Ending {
   CloseReason reason;
   int error = 0;
+  std::string_view detail;
   // Implicit: a reason alone is an ending.
   constexpr Ending(CloseReason why, int errno_value = 0) noexcept  // NOLINT
       : reason(why), error(errno_value) {}
+  constexpr Ending(CloseReason why, std::string_view why_detail) noexcept
+      : reason(why), detail(why_detail) {}
 };
 
 // The ending an I/O error means; `on_timeout` says which deadline it was.

@@ -318,7 +318,31 @@ void finish(DaemonConfig& config) {
     if (listener.service == "qotd") {
       listener.options.quotes = load_quotes(listener.options.quotes_file, listener.origin);
     }
+    if (listener.service == "exec") {
+      listener.options.exec = exec::make_program(listener.options.exec_settings, listener.origin);
+    } else if (!listener.options.exec_settings.command.empty()) {
+      throw ConfigError(listener.origin, fmt::format("a program to run (exec) is for the exec "
+                                                     "service, not for {}",
+                                                     listener.service));
+    }
   }
+}
+
+bool uses_exec(const DaemonConfig& config) noexcept {
+  return std::any_of(config.listeners.begin(), config.listeners.end(),
+                     [](const ListenerConfig& listener) { return listener.service == "exec"; });
+}
+
+void set_exec_limit(exec::ExecSettings& exec, exec::Limit limit, std::string_view value,
+                    std::string_view where) {
+  exec.limits[static_cast<std::size_t>(limit)] = exec::parse_limit(value, limit, where);
+}
+
+void set_max_children(exec::ExecSettings& exec, std::int64_t value, std::string_view where) {
+  if (value < 1 || value > 1'000'000) {
+    throw ConfigError(where, "exec-max-children must be between 1 and 1000000");
+  }
+  exec.max_children = static_cast<std::size_t>(value);
 }
 
 }  // namespace salam::daemon

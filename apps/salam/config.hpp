@@ -21,6 +21,7 @@
 #include <salam/loop.hpp>
 #include <salam/time.hpp>
 
+#include "exec/program.hpp"
 #include "tls_config.hpp"
 
 namespace salam::daemon {
@@ -45,6 +46,8 @@ struct ServiceOptions {
   bool greet_first = false;      // greet: speak first, do not wait for input
   std::string quotes_file;       // qotd; empty: the built-in quotes
   std::shared_ptr<const Quotes> quotes;
+  exec::ExecSettings exec_settings;               // exec
+  std::shared_ptr<const exec::ExecProgram> exec;  // made of them by finish()
 };
 
 // Who may connect: rules tried in order (the inline ones, then the
@@ -148,5 +151,13 @@ void set_tls_handshake_rate(DaemonConfig& config, double value, std::string_view
 // Whole-configuration checks and loading of referenced files (quotes):
 // throws ConfigError.
 void finish(DaemonConfig& config);
+
+// True if a listener runs the exec service (which needs the spawner).
+bool uses_exec(const DaemonConfig& config) noexcept;
+
+// The exec service's settings, from either source.
+void set_exec_limit(exec::ExecSettings& exec, exec::Limit limit, std::string_view value,
+                    std::string_view where);
+void set_max_children(exec::ExecSettings& exec, std::int64_t value, std::string_view where);
 
 }  // namespace salam::daemon

@@ -1,6 +1,7 @@
 #include "config_file.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -18,6 +19,14 @@ namespace {
 bool is_tls_setting(std::string_view name) {
   return std::ranges::any_of(
       tls_settings(), [name](const TlsSettingInfo& setting) { return setting.name == name; });
+}
+
+std::optional<exec::Limit> exec_limit_named(std::string_view name) {
+  for (std::size_t i = 0; i < exec::kLimits; ++i) {
+    const auto limit = static_cast<exec::Limit>(i);
+    if (exec::limit_key(limit) == name) return limit;
+  }
+  return std::nullopt;
 }
 
 class FileReader {
@@ -133,6 +142,22 @@ class FileReader {
         set_min_rate(listener, integer(node, name), at);
       } else if (name == "min-rate-grace") {
         set_timeout(listener.min_rate_grace, string(node, name), at);
+      } else if (name == "exec") {
+        options.exec_settings.command = string_list(node, name);
+      } else if (name == "exec-env") {
+        options.exec_settings.env = string_list(node, name);
+      } else if (name == "exec-user") {
+        options.exec_settings.user = std::string(string(node, name));
+      } else if (name == "exec-group") {
+        options.exec_settings.group = std::string(string(node, name));
+      } else if (name == "exec-timeout") {
+        set_timeout(options.exec_settings.timeout, string(node, name), at);
+      } else if (name == "exec-max-children") {
+        set_max_children(options.exec_settings, integer(node, name), at);
+      } else if (name == "exec-sandbox") {
+        options.exec_settings.sandbox = boolean(node, name);
+      } else if (const auto limit = exec_limit_named(name)) {
+        set_exec_limit(options.exec_settings, *limit, scalar(node, name), at);
       } else if (name == "tls-cert") {
         listener.tls.cert_files = string_list(node, name);
       } else if (name == "tls-key") {

@@ -13,6 +13,7 @@
 #include <salam/tls.hpp>
 
 #include "duration.hpp"
+#include "exec/spawner.hpp"
 #include "socket_activation.hpp"
 #include "upgrade.hpp"
 
@@ -323,6 +324,12 @@ void Daemon::apply_reload() {
     log::info("SIGHUP: no configuration file to re-read; re-reading the certificates");
   }
   DaemonConfig next = load_configuration(overrides_);
+  if (uses_exec(next) && !exec::spawner_started()) {
+    throw ConfigError("",
+                      "the exec service needs the spawner process, which salam starts only "
+                      "when its first configuration has an exec listener: restart salam, or "
+                      "upgrade it with SIGUSR2");
+  }
   log_tls_warnings(next);
   const std::shared_ptr<ClientLimits> previous_limits = limits_;
   const std::shared_ptr<RateLimit> previous_handshakes = handshakes_;

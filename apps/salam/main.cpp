@@ -1,5 +1,6 @@
 // salam, the daemon. See `salam --help` and docs/configuration.md (which
 // lists the exit statuses).
+#include <cstring>
 #include <iostream>
 #include <system_error>
 #include <variant>
@@ -11,6 +12,7 @@
 
 #include "cli.hpp"
 #include "daemon.hpp"
+#include "exec/spawner.hpp"
 #include "upgrade.hpp"
 
 namespace {
@@ -59,6 +61,14 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  // The spawner is forked now, while this process has one thread.
+  if (uses_exec(config)) {
+    if (const int error = exec::start_spawner(); error != 0) {
+      std::cerr << "salam: cannot start the exec service's spawner process: "
+                << std::strerror(error) << "\n";
+      return 1;
+    }
+  }
   salam::log::configure({config.log_level, config.log_format, 2});
   try {
     Daemon daemon(invocation.overrides, std::move(config));

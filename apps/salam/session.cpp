@@ -154,6 +154,7 @@ void record(const Connection& client, const Session& session, const ListenerRunt
 
 // The ending's reason; a server_error's errno goes into the record's detail.
 CloseReason noted(Ending ending, Session& session) {
+  if (!ending.detail.empty() && session.detail.empty()) session.detail = ending.detail;
   if (ending.reason == CloseReason::server_error && ending.error != 0 && session.detail.empty()) {
     session.detail = errno_name(ending.error);
   }
@@ -316,7 +317,11 @@ Task<> serve_session(Connection client, std::shared_ptr<const ListenerRuntime> l
     if (l.config.max_lifetime > Duration::zero()) client.set_lifetime(l.config.max_lifetime);
     if (l.config.min_rate > 0) client.set_minimum_rate(l.config.min_rate, l.config.min_rate_grace);
     log_connected(client, session, l);
-    const Ending ending = co_await l.service->serve(client, l.config.options);
+    const SessionFacts facts{
+        client_of(client, session, l),
+        session.proxied && !l.is_unix ? std::optional(client.peer()) : std::nullopt,
+        session.tls.get(), l.config.address};
+    const Ending ending = co_await l.service->serve(client, l.config.options, facts);
     reason = refine(noted(ending, session), client);
     if (reason == CloseReason::tls_error) session.detail = tls::failure_detail(client);
   }

@@ -66,7 +66,8 @@ Task<> discard_input(Connection& client) {
 
 }  // namespace
 
-Task<Ending> serve_chargen(Connection& client, const ServiceOptions& options) {
+Task<Ending> serve_chargen(Connection& client, const ServiceOptions& options,
+                           const SessionFacts& /*facts*/) {
   Ending ending = CloseReason::done;
   TaskScope both;
   both.spawn(discard_input(client));

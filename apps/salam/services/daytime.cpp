@@ -8,7 +8,8 @@
 
 namespace salam::daemon {
 
-Task<Ending> serve_daytime(Connection& client, const ServiceOptions& options) {
+Task<Ending> serve_daytime(Connection& client, const ServiceOptions& options,
+                           const SessionFacts& /*facts*/) {
   std::time_t now = std::time(nullptr);
   std::tm parts{};
   ::gmtime_r(&now, &parts);

@@ -8,7 +8,8 @@
 
 namespace salam::daemon {
 
-Task<Ending> serve_echo(Connection& client, const ServiceOptions& options) {
+Task<Ending> serve_echo(Connection& client, const ServiceOptions& options,
+                        const SessionFacts& /*facts*/) {
   for (;;) {
     auto input = co_await client.read(64 * 1024, options.idle_timeout);
     if (!input) co_return ending_for(input.error(), CloseReason::timeout_idle);

@@ -7,7 +7,8 @@
 
 namespace salam::daemon {
 
-Task<Ending> serve_greet(Connection& client, const ServiceOptions& options) {
+Task<Ending> serve_greet(Connection& client, const ServiceOptions& options,
+                         const SessionFacts& /*facts*/) {
   if (!options.greet_first) {
     auto request = co_await client.read(options.read_size, options.read_timeout);
     if (!request) co_return ending_for(request.error(), CloseReason::timeout_first_byte);

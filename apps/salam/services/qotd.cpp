@@ -87,7 +87,8 @@ std::shared_ptr<const Quotes> load_quotes(const std::string& path, std::string_v
   return quotes;
 }
 
-Task<Ending> serve_qotd(Connection& client, const ServiceOptions& options) {
+Task<Ending> serve_qotd(Connection& client, const ServiceOptions& options,
+                        const SessionFacts& /*facts*/) {
   const Quotes& quotes = *options.quotes;
   const std::size_t turn = quotes.next.fetch_add(1, std::memory_order_relaxed);
   const std::string& quote = quotes.items[turn % quotes.items.size()];

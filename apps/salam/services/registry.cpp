@@ -16,6 +16,8 @@ constexpr std::array kServices = {
     ServiceInfo{"daytime", "send the date and time as text, close (RFC 867)", &serve_daytime},
     ServiceInfo{"time", "send seconds since 1900 as 32 bits, close (RFC 868)", &serve_time},
     ServiceInfo{"qotd", "send a quote of the day, close (RFC 865)", &serve_qotd},
+    ServiceInfo{"exec", "run a program per connection, as tcpserver does (the program after --)",
+                &serve_exec},
 };
 
 }  // namespace

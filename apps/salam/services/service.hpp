@@ -7,21 +7,35 @@
 // Each service is one file in this directory; registry.cpp lists them.
 #pragma once
 
+#include <optional>
 #include <span>
 #include <string_view>
 #include <system_error>
 
+#include <salam/address.hpp>
 #include <salam/connection.hpp>
 #include <salam/task.hpp>
+#include <salam/tls.hpp>
 
 #include "../close_reason.hpp"
 #include "../config.hpp"
 
 namespace salam::daemon {
 
-// The connection is owned by the caller, which awaits the service at once,
-// so a reference is safe here.
-using ServeFunction = Task<Ending> (*)(Connection& client, const ServiceOptions& options);
+// What the session learnt of a connection before its service: for the
+// services that pass it on (exec's environment) or name it in the log.
+struct SessionFacts {
+  std::optional<SocketAddress> client;    // the PROXY header's client, else the TCP peer;
+                                          // none on a Unix socket
+  std::optional<SocketAddress> balancer;  // the TCP peer, when a PROXY header named the client
+  const tls::SessionInfo* tls = nullptr;  // on a TLS listener, what the handshake established
+  std::string_view listener;              // its address (unix:/path on a Unix socket)
+};
+
+// The connection and the facts are owned by the caller, which awaits the
+// service at once, so references are safe here.
+using ServeFunction = Task<Ending> (*)(Connection& client, const ServiceOptions& options,
+                                       const SessionFacts& facts);
 
 struct ServiceInfo {
   std::string_view name;
@@ -32,13 +46,22 @@ struct ServiceInfo {
 std::span<const ServiceInfo> all_services() noexcept;
 const ServiceInfo* find_service(std::string_view name) noexcept;
 
-Task<Ending> serve_greet(Connection& client, const ServiceOptions& options);
-Task<Ending> serve_echo(Connection& client, const ServiceOptions& options);
-Task<Ending> serve_discard(Connection& client, const ServiceOptions& options);
-Task<Ending> serve_chargen(Connection& client, const ServiceOptions& options);
-Task<Ending> serve_daytime(Connection& client, const ServiceOptions& options);
-Task<Ending> serve_time(Connection& client, const ServiceOptions& options);
-Task<Ending> serve_qotd(Connection& client, const ServiceOptions& options);
+Task<Ending> serve_greet(Connection& client, const ServiceOptions& options,
+                         const SessionFacts& facts);
+Task<Ending> serve_echo(Connection& client, const ServiceOptions& options,
+                        const SessionFacts& facts);
+Task<Ending> serve_discard(Connection& client, const ServiceOptions& options,
+                           const SessionFacts& facts);
+Task<Ending> serve_chargen(Connection& client, const ServiceOptions& options,
+                           const SessionFacts& facts);
+Task<Ending> serve_daytime(Connection& client, const ServiceOptions& options,
+                           const SessionFacts& facts);
+Task<Ending> serve_time(Connection& client, const ServiceOptions& options,
+                        const SessionFacts& facts);
+Task<Ending> serve_qotd(Connection& client, const ServiceOptions& options,
+                        const SessionFacts& facts);
+Task<Ending> serve_exec(Connection& client, const ServiceOptions& options,
+                        const SessionFacts& facts);
 
 // Sends `reply`: the common end of the one-shot services.
 Task<Ending> send_reply(Connection& client, std::string_view reply, Duration timeout);

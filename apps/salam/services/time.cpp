@@ -13,7 +13,8 @@ namespace {
 constexpr std::int64_t kSeconds1900To1970 = 2'208'988'800;
 }
 
-Task<Ending> serve_time(Connection& client, const ServiceOptions& options) {
+Task<Ending> serve_time(Connection& client, const ServiceOptions& options,
+                        const SessionFacts& /*facts*/) {
   const auto since_1900 = static_cast<std::uint32_t>(
       (static_cast<std::int64_t>(std::time(nullptr)) + kSeconds1900To1970) & 0xffffffff);
   const std::array<char, 4> bytes = {

@@ -1,0 +1,132 @@
+#include "launch.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <vector>
+
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace salam::daemon::exec {
+
+namespace {
+
+constexpr std::size_t kStackSize = 256 * 1024;
+
+struct Launch {
+  const Request* request;
+  char* const* argv;
+  char* const* envp;
+  const gid_t* groups;
+  int stdio;
+  int errors;
+  int error;  // set by the child if it fails before the exec
+};
+
+constexpr int resource_of(Limit limit) {
+  switch (limit) {
+    case Limit::address_space:
+      return RLIMIT_AS;
+    case Limit::processes:
+      return RLIMIT_NPROC;
+    case Limit::files:
+      return RLIMIT_NOFILE;
+    case Limit::cpu_seconds:
+      return RLIMIT_CPU;
+  }
+  return RLIMIT_AS;
+}
+
+// Runs in the child, on its own stack but in the spawner's memory: only
+// system calls, no allocation, no locks. Identity changes go straight to
+// the kernel (glibc's wrappers would try to change every thread of the
+// process they think they are in).
+[[noreturn]] void fail(Launch& launch) {
+  launch.error = errno;
+  ::_exit(127);
+}
+
+int child_main(void* argument) {
+  Launch& launch = *static_cast<Launch*>(argument);
+  const Request& request = *launch.request;
+  if (::dup2(launch.stdio, 0) < 0 || ::dup2(launch.stdio, 1) < 0 || ::dup2(launch.errors, 2) < 0) {
+    fail(launch);
+  }
+  if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) fail(launch);
+  if (::setsid() < 0) fail(launch);
+  for (std::size_t i = 0; i < kLimits; ++i) {
+    if (!request.limits[i]) continue;
+    const rlimit limit{*request.limits[i], *request.limits[i]};
+    if (::setrlimit(resource_of(static_cast<Limit>(i)), &limit) != 0) fail(launch);
+  }
+  if (request.uid && ::syscall(SYS_setgroups, request.groups.size(), launch.groups) != 0) {
+    fail(launch);
+  }
+  if (request.gid && ::syscall(SYS_setresgid, *request.gid, *request.gid, *request.gid) != 0) {
+    fail(launch);
+  }
+  if (request.uid && ::syscall(SYS_setresuid, *request.uid, *request.uid, *request.uid) != 0) {
+    fail(launch);
+  }
+  if (request.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(launch);
+  // Without CLONE_SIGHAND the child has its own copy of the dispositions.
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  for (int number = 1; number < NSIG; ++number) {
+    if (number != SIGKILL && number != SIGSTOP) ::sigaction(number, &default_action, nullptr);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::execve(request.path.c_str(), launch.argv, launch.envp);
+  fail(launch);
+}
+
+std::vector<char*> pointers_to(const std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  pointers.reserve(strings.size() + 1);
+  for (const auto& text : strings)
+    pointers.push_back(const_cast<char*>(text.c_str()));
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+// One stack, reused: CLONE_VFORK suspends the spawner until the child has
+// executed or exited, so two children never run on it at once.
+void* stack_top() {
+  static void* stack = [] {
+    void* memory = ::mmap(nullptr, kStackSize, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    return memory == MAP_FAILED ? nullptr : memory;
+  }();
+  return stack == nullptr ? nullptr : static_cast<char*>(stack) + kStackSize;
+}
+
+}  // namespace
+
+pid_t launch(const Request& request, int stdio, int errors) noexcept {
+  void* top = stack_top();
+  if (top == nullptr) return -ENOMEM;
+  try {
+    const std::vector<char*> argv = pointers_to(request.argv);
+    const std::vector<char*> envp = pointers_to(request.env);
+    const std::vector<gid_t> groups(request.groups.begin(), request.groups.end());
+    Launch job{&request, argv.data(), envp.data(), groups.data(), stdio, errors, 0};
+    const pid_t pid = ::clone(child_main, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &job);
+    if (pid < 0) return -errno;
+    if (job.error != 0) {
+      ::waitpid(pid, nullptr, 0);  // it has exited already: this does not wait
+      return -job.error;
+    }
+    return pid;
+  } catch (const std::bad_alloc&) {
+    return -ENOMEM;
+  }
+}
+
+}  // namespace salam::daemon::exec

@@ -1,0 +1,20 @@
+// Starting one program, in the spawner process.
+#pragma once
+
+#include <sys/types.h>
+
+#include "protocol.hpp"
+
+namespace salam::daemon::exec {
+
+// Runs `request` with `stdio` as descriptors 0 and 1 and `errors` as 2,
+// every other descriptor closed, in a session (and process group) of its
+// own, with default signal dispositions and an empty signal mask. Returns
+// the child's pid once it has executed the program, or -errno if it could
+// not (nothing is then left to reap).
+//
+// The child is made with clone(CLONE_VM | CLONE_VFORK): the caller is
+// suspended until the exec, and no page of its memory is copied.
+pid_t launch(const Request& request, int stdio, int errors) noexcept;
+
+}  // namespace salam::daemon::exec
