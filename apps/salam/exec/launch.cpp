@@ -74,12 +74,8 @@ int child_main(void* argument) {
     fail(launch);
   }
   if (request.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(launch);
-  // Without CLONE_SIGHAND the child has its own copy of the dispositions.
-  struct sigaction default_action {};
-  default_action.sa_handler = SIG_DFL;
-  for (int number = 1; number < NSIG; ++number) {
-    if (number != SIGKILL && number != SIGSTOP) ::sigaction(number, &default_action, nullptr);
-  }
+  // The spawner keeps every disposition at its default (see spawner.cpp),
+  // so only the mask needs resetting.
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);

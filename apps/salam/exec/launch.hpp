@@ -9,7 +9,8 @@ namespace salam::daemon::exec {
 
 // Runs `request` with `stdio` as descriptors 0 and 1 and `errors` as 2,
 // every other descriptor closed, in a session (and process group) of its
-// own, with default signal dispositions and an empty signal mask. Returns
+// own, with an empty signal mask (and the spawner's dispositions, all
+// defaults). Returns
 // the child's pid once it has executed the program, or -errno if it could
 // not (nothing is then left to reap).
 //

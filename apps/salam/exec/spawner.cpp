@@ -28,6 +28,7 @@ namespace {
 
 constexpr int kChannel = 3;  // the spawner's end, once it has moved there
 constexpr int kDescriptorsPerRun = 3;
+constexpr int kRunsPerTurn = 8;
 std::atomic<int> daemon_end{-1};
 
 void send_reply(int control, ReplyKind kind, std::int32_t value) noexcept {
@@ -46,16 +47,21 @@ class Spawner {
       std::array<epoll_event, 64> events{};
       const int ready = ::epoll_wait(epoll_, events.data(), events.size(), -1);
       if (ready < 0 && errno != EINTR) ::_exit(1);
+      // Exits first, and a bounded number of new runs per turn: under a
+      // flood of connections the programs that ended must still be
+      // reported, or their runs would count against exec-max-children.
+      bool runs_waiting = false;
       for (int i = 0; i < ready; ++i) {
         const int fd = events[static_cast<std::size_t>(i)].data.fd;
         if (fd == kChannel) {
-          receive_runs();
+          runs_waiting = true;
         } else if (fd == signals_) {
           reap();
         } else {
           on_control(fd);
         }
       }
+      if (runs_waiting) receive_runs();
     }
   }
 
@@ -98,8 +104,9 @@ class Spawner {
     by_control_.erase(control);
   }
 
+  // Level-triggered: runs left for the next turn are reported again.
   void receive_runs() {
-    for (;;) {
+    for (int turn = 0; turn < kRunsPerTurn; ++turn) {
       char byte = 0;
       iovec data{&byte, 1};
       alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int) * kDescriptorsPerRun)> space{};
