@@ -84,6 +84,14 @@ std::shared_ptr<const ExecProgram> make_program(const ExecSettings& settings,
                       "the exec service needs a program: exec = [\"/path\", \"arg\", ...] "
                       "(or salam ... --service exec -- PROGRAM ARGS...)");
   }
+  // The spawner is sent NUL-terminated strings.
+  for (const auto* list : {&settings.command, &settings.env}) {
+    for (const auto& text : *list) {
+      if (text.find('\0') != std::string::npos) {
+        throw ConfigError(origin, fmt::format("exec: '{}' holds a NUL byte", printable(text)));
+      }
+    }
+  }
   auto program = std::make_shared<ExecProgram>();
   Request& base = program->base;
   base.path = resolve(settings.command.front(), origin);
@@ -102,13 +110,8 @@ std::shared_ptr<const ExecProgram> make_program(const ExecSettings& settings,
     }
   }
   for (const auto* list : {&base.argv, &base.env}) {
-    for (const auto& text : *list) {
-      // The spawner is sent NUL-terminated strings.
-      if (text.find('\0') != std::string::npos) {
-        throw ConfigError(origin, fmt::format("exec: '{}' holds a NUL byte", printable(text)));
-      }
+    for (const auto& text : *list)
       bytes += text.size() + 1;
-    }
   }
   if (bytes > kMaxCommandBytes) {
     throw ConfigError(origin, fmt::format("exec: the command and exec-env come to {} bytes, more "
