@@ -32,6 +32,8 @@ PROGRAMS = None  # a temporary directory of small programs
 SCRIPTS = {
     # The environment, sorted, then what the client sent, then a last line.
     "describe": "#!/bin/sh\nenv | LC_ALL=C sort\necho ---\ncat\necho bye\n",
+    # The same without reading: for clients that cannot half-close (TLS).
+    "environment": "#!/bin/sh\nenv | LC_ALL=C sort\n",
     "fds": ("#!/usr/bin/python3\nimport os\n"
             "for fd in sorted(os.listdir('/proc/self/fd'), key=int):\n"
             "    try:\n        print(fd, os.readlink(f'/proc/self/fd/{fd}'))\n"
@@ -163,6 +165,23 @@ class ExecTest(unittest.TestCase):
                         self.assertTrue(ours.endswith(b"---\nhello\nbye\n"), ours)
                         server.wait_for_log(r"closed: done \(exit status 0\), 6 bytes in")
                         server.close()
+
+    def test_a_program_waits_as_long_as_its_client(self):
+        """No deadline but the configured ones: a client that takes its time
+        still gets the program's answer."""
+        for backend in harness.BACKENDS:
+            with self.subTest(backend=backend), exec_server(backend, "describe") as server:
+                with socket.create_connection(harness.host_port(server.addresses[0]),
+                                              timeout=15) as s:
+                    time.sleep(2.5)  # past the supervisor's 1 s ticks
+                    s.sendall(b"late\n")
+                    s.shutdown(socket.SHUT_WR)
+                    chunks = []
+                    while chunk := s.recv(65536):
+                        chunks.append(chunk)
+                self.assertTrue(b"".join(chunks).endswith(b"---\nlate\nbye\n"))
+                server.wait_for_log(r"closed: done \(exit status 0\)")
+                server.close()
 
     def test_only_stdio_is_open_in_the_child(self):
         for backend in harness.BACKENDS:
@@ -336,7 +355,7 @@ class ExecTest(unittest.TestCase):
             context.check_hostname = False
             for backend in harness.BACKENDS:
                 with self.subTest(backend=backend):
-                    with exec_server(backend, "describe", "--tls-cert", cert, "--tls-key",
+                    with exec_server(backend, "environment", "--tls-cert", cert, "--tls-key",
                                      key) as server:
                         host, port = harness.host_port(server.addresses[0])
                         with socket.create_connection((host, port), timeout=15) as raw:
@@ -360,7 +379,7 @@ class ExecTest(unittest.TestCase):
             path = os.path.join(directory, "s")
             for backend in harness.BACKENDS:
                 with self.subTest(backend=backend):
-                    with exec_server(backend, "describe", listen=f"unix:{path}") as server:
+                    with exec_server(backend, "environment", listen=f"unix:{path}") as server:
                         out = harness.unix_exchange(path, b"")
                         text = out.decode()
                         self.assertIn("PROTO=UNIX\n", text)

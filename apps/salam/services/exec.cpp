@@ -276,7 +276,8 @@ Task<std::optional<int>> supervise(Run& run, Duration timeout) {
     const TimePoint later = Clock::now();
     if (later >= deadline) run.stop(CloseReason::exec_timeout);
     if (shard && shard->stopping()) run.terminate();  // the drain asks the program to end
-    if (!run.killed && later >= run.terminated + kKillGrace) {
+    if (run.terminated != TimePoint::max() && !run.killed &&
+        later >= run.terminated + kKillGrace) {
       run.signal(SIGKILL);
       run.killed = true;
     }
