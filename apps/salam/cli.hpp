@@ -62,6 +62,9 @@ struct Overrides {
   std::vector<std::string> tls_key;
   std::vector<std::pair<std::string, std::string>> tls_settings;  // (name, value), in order
   std::optional<double> tls_handshake_rate;
+  std::optional<std::string> user;
+  std::optional<std::string> group;
+  std::optional<std::string> sandbox;
 };
 
 struct Invocation {
