@@ -110,6 +110,7 @@ Daemon::Daemon(Overrides overrides, DaemonConfig config, Sandbox sandbox)
       config_(std::move(config)),
       sandbox_(std::move(sandbox)),
       budget_(config_.max_connections) {
+  sandbox_.create_for_user(config_.access_log);
   if (std::string error = access_log_.open(config_.access_log); !error.empty()) {
     throw ConfigError("", error);
   }

@@ -12,7 +12,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <salam/log.hpp>
 #include <salam/printable.hpp>
 #include <salam/socket.hpp>
 
@@ -78,13 +77,12 @@ std::uint64_t rights_of(Access access) {
 
 }  // namespace
 
-void restrict_file_system(const std::vector<PathRule>& rules) {
+std::string restrict_file_system(const std::vector<PathRule>& rules) {
   const int abi = create_ruleset(nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
   if (abi < 0) {
     // ENOSYS: built without it; EOPNOTSUPP: not enabled at boot.
-    log::info("Landlock: not available here ({}); the file system is not restricted",
-              std::strerror(errno));
-    return;
+    return fmt::format("Landlock: not available here ({}); the file system is not restricted",
+                       std::strerror(errno));
   }
   const std::uint64_t handled = handled_by(abi);
   landlock_ruleset_attr attr{};
@@ -107,7 +105,7 @@ void restrict_file_system(const std::vector<PathRule>& rules) {
   // Required of a process without CAP_SYS_ADMIN; salam sets it anyway.
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("PR_SET_NO_NEW_PRIVS");
   if (restrict_self(ruleset.get()) != 0) fail("landlock_restrict_self");
-  log::info("Landlock (ABI {}): files may be opened beneath {} path(s) only", abi, added);
+  return fmt::format("Landlock (ABI {}): files may be opened beneath {} path(s) only", abi, added);
 }
 
 }  // namespace salam::daemon

@@ -26,8 +26,9 @@ struct PathRule {
 
 // Restricts the file system to `rules`, as far as this kernel's Landlock
 // can (best effort, by its ABI version); paths that do not exist are left
-// out. Without Landlock in the kernel, says so once at info level and
-// returns. Throws std::runtime_error if the kernel has it but refuses.
-void restrict_file_system(const std::vector<PathRule>& rules);
+// out. Returns what was done, or why nothing was (a kernel without
+// Landlock), for a log line. Throws std::runtime_error if the kernel has
+// Landlock but refuses.
+std::string restrict_file_system(const std::vector<PathRule>& rules);
 
 }  // namespace salam::daemon

@@ -8,8 +8,10 @@
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <salam/log.hpp>
 
@@ -104,25 +106,29 @@ Sandbox::Sandbox(const DaemonConfig& config, bool check_only)
   if (identity_ && !check_only) check_can_become(*identity_);
 }
 
+void Sandbox::create_for_user(const std::string& path) const {
+  if (!identity_ || path.empty() || ::geteuid() != 0) return;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+  if (fd < 0) return;  // there already, or not to be made: opening it says why
+  if (::fchown(fd, identity_->uid, identity_->gid) != 0) {
+    log::warning("cannot give {} to user {}: {}", path, identity_->user, std::strerror(errno));
+  }
+  ::close(fd);
+}
+
 void Sandbox::confine_files(const DaemonConfig& config) {
   // Nothing salam executes (itself, at an upgrade) gains privileges, on
   // any thread: they inherit it.
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
     throw std::runtime_error(std::string("PR_SET_NO_NEW_PRIVS: ") + std::strerror(errno));
   }
-  if (!enabled_) return;
-  if (kSanitized) {
-    log::info(
-        "sanitizer build: no system call filter and no Landlock (the sanitizer's runtime "
-        "makes calls and opens files of its own)");
-    return;
-  }
+  if (!enabled_ || kSanitized) return;
   // Landlock holds for the threads started after it: the log writer,
   // already running, starts again once it is in place.
   if (!log::restart_writer(std::chrono::seconds(1))) {
     log::warning("Landlock: the log writer did not stop in time and is not restricted");
   }
-  restrict_file_system(file_rules(config, identity_.has_value()));
+  file_rules_ = restrict_file_system(file_rules(config, identity_.has_value()));
 }
 
 void Sandbox::confine_process() {
@@ -131,7 +137,12 @@ void Sandbox::confine_process() {
     log::info("running as user {} (uid {}, gid {}, {} group(s)), with CAP_NET_BIND_SERVICE only",
               identity_->user, identity_->uid, identity_->gid, identity_->groups.size());
   }
-  if (enabled_ && !kSanitized) {
+  if (enabled_ && kSanitized) {
+    log::info(
+        "sanitizer build: no system call filter and no Landlock (the sanitizer's runtime "
+        "makes calls and opens files of its own)");
+  } else if (enabled_) {
+    log::info("{}", file_rules_);
     install_system_call_filter();
     log::info("system call filter installed: {} calls allowed, anything else kills the process",
               allowed_system_calls().size());

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 
 #include "config.hpp"
 #include "sandbox/privileges.hpp"
@@ -23,6 +24,11 @@ class Sandbox {
   // this process can become them. Throws ConfigError.
   Sandbox(const DaemonConfig& config, bool check_only);
 
+  // With --user, as root: creates `path` if it does not exist, owned by
+  // the user, so that the process can reopen it after the drop (the
+  // access log, at every reload and in the new process of an upgrade).
+  // An existing file is left as it is.
+  void create_for_user(const std::string& path) const;
   // no_new_privs, always; Landlock over the files a reload or an upgrade
   // must still open, unless the sandbox is off. Throws std::runtime_error.
   void confine_files(const DaemonConfig& config);
@@ -33,6 +39,8 @@ class Sandbox {
  private:
   std::optional<Identity> identity_;
   bool enabled_ = true;
+  // Said once confined, after the listeners' lines (what Landlock did).
+  std::string file_rules_;
 };
 
 // A build with the test hooks (SALAM_TEST_HOOKS) tries what SALAM_TEST_PROBE

@@ -24,8 +24,10 @@ constexpr auto kAllowed = std::to_array<const char*>({
     // Threads: waiting, naming, their exit, and what glibc does for each.
     "futex", "set_robust_list", "rseq", "set_tid_address", "gettid", "exit", "exit_group",
     "sched_yield", "sched_getaffinity", "prctl", "arch_prctl",
-    // Signals: the signal loop waits for them; the upgrade and the drain send them.
-    "rt_sigaction", "rt_sigprocmask", "rt_sigtimedwait", "rt_sigreturn", "tgkill", "kill",
+    // Signals: the signal loop waits for them; the upgrade and the drain
+    // send them; a sleep a signal interrupted resumes by restart_syscall.
+    "rt_sigaction", "rt_sigprocmask", "rt_sigtimedwait", "rt_sigreturn", "restart_syscall",
+    "tgkill", "kill",
     "getpid",
     // Time.
     "clock_gettime", "clock_nanosleep",
