@@ -27,6 +27,12 @@ int number(const char* name) {
   return ::seccomp_syscall_resolve_name(name);
 }
 
+// A condition on the first argument, every field named (libseccomp's
+// SCMP_A0 leaves some to the compiler's warnings).
+scmp_arg_cmp first_argument(scmp_compare op, scmp_datum_t a, scmp_datum_t b = 0) {
+  return scmp_arg_cmp{0, op, a, b};
+}
+
 // The calls allowed only with some arguments, or refused with an error
 // rather than killing: each is a choice, so each is here, said why.
 void add_conditional_rules(scmp_filter_ctx filter) {
@@ -43,12 +49,12 @@ void add_conditional_rules(scmp_filter_ctx filter) {
   constexpr scmp_datum_t kNamespaces = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
                                        CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP;
   check(::seccomp_rule_add(filter, SCMP_ACT_ALLOW, number("clone"), 1,
-                           SCMP_A0(SCMP_CMP_MASKED_EQ, kNamespaces, 0)),
+                           first_argument(SCMP_CMP_MASKED_EQ, kNamespaces, 0)),
         "clone");
   // The families salam speaks: not netlink, packet or the others.
   for (const int family : {AF_UNIX, AF_INET, AF_INET6}) {
     check(::seccomp_rule_add(filter, SCMP_ACT_ALLOW, number("socket"), 1,
-                             SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(family))),
+                             first_argument(SCMP_CMP_EQ, static_cast<scmp_datum_t>(family))),
           "socket");
   }
 }
