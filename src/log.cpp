@@ -184,6 +184,25 @@ class Writer {
     }
   }
 
+  // See log::restart_writer().
+  bool restart(Duration timeout) noexcept {
+    if (forked.load(std::memory_order_relaxed)) return true;
+    std::unique_lock lock(mutex_);
+    if (state_ != State::running) return true;
+    stopping_ = true;
+    work_.notify_one();
+    if (!written_.wait_for(lock, timeout, [&] { return state_ == State::exited; })) {
+      stopping_ = false;
+      return false;
+    }
+    lock.unlock();
+    thread_.join();
+    lock.lock();
+    stopping_ = false;
+    state_ = State::unstarted;
+    return true;
+  }
+
  private:
   enum class State : std::uint8_t {
     unstarted,
@@ -217,13 +236,13 @@ class Writer {
     ::pthread_sigmask(SIG_SETMASK, &all, &previous);
     try {
       thread_ = std::thread([this] { run(); });
-      ::pthread_setname_np(thread_.native_handle(), "salam-log");
       state_ = State::running;
     } catch (...) {
       state_ = State::direct;
     }
     ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-    if (state_ != State::running) return;
+    if (state_ != State::running || started_before_) return;
+    started_before_ = true;  // a restarted writer is already provided for
     std::atexit([] { writer().stop(kExitWait); });
     // Async-signal-safe, as a child between fork() and exec() must be.
     ::pthread_atfork(nullptr, nullptr, [] { forked.store(true, std::memory_order_relaxed); });
@@ -235,6 +254,9 @@ class Writer {
     std::string lines, access;
     TimeCache time;
     fmt::memory_buffer report;
+    // Named by itself: naming another thread writes to /proc, which a
+    // confined process may not open.
+    ::pthread_setname_np(::pthread_self(), "salam-log");
     std::unique_lock lock(mutex_);
     for (;;) {
       idle_ = true;
@@ -307,7 +329,8 @@ class Writer {
   std::size_t gap_ = std::string::npos;  // where in lines_ they were
   State state_ = State::unstarted;
   bool stopping_ = false;
-  bool idle_ = false;  // the writer waits for work: handing over must wake it
+  bool idle_ = false;            // the writer waits for work: handing over must wake it
+  bool started_before_ = false;  // the exit and fork handlers are registered
   std::thread thread_;
 };
 
@@ -523,6 +546,11 @@ void flush_thread_buffer() noexcept {
 bool drain(Duration timeout) noexcept {
   thread_log().flush();
   return writer().drain(timeout);
+}
+
+bool restart_writer(Duration timeout) noexcept {
+  thread_log().flush();
+  return writer().restart(timeout);
 }
 
 std::uint64_t dropped_lines() noexcept {

@@ -103,6 +103,7 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
   const char* engine = "Engine";
   const char* logging = "Logging";
   const char* configuration = "Configuration";
+  const char* confinement = "Confinement";
 
   app.add_option("-l,--listen", o.listen,
                  "Listen on ADDR:PORT ([::]:PORT for IPv6 and IPv4, unix:/path for a Unix socket); "
@@ -272,6 +273,14 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
          "Write the process id to FILE once listening (atomically); removed at exit");
   option(app, "-c,--config", o.config_file, "FILE", configuration,
          "Read a TOML configuration file; flags override it");
+  option(app, "--user", o.user, "NAME", confinement,
+         "Once the listeners are open, run as this user (salam must be started as root): its "
+         "group and supplementary groups, no capability but CAP_NET_BIND_SERVICE");
+  option(app, "--group", o.group, "NAME", confinement,
+         "With --user: this group instead of the user's own");
+  option(app, "--sandbox", o.sandbox, "on|off", confinement,
+         "on (default): a system call filter and file system rules (Landlock) once started; "
+         "off: neither");
   std::optional<std::string> check_file;
   option(app, "--check-config", check_file, "FILE", configuration,
          "Check a configuration file (and the flags with it) and exit");
@@ -431,6 +440,9 @@ DaemonConfig load_configuration(const Overrides& o) {
   if (!o.exec_command.empty() && !uses_exec(config)) {
     throw ConfigError("--", "a program after -- is for the exec service: add --service exec");
   }
+  if (o.user) config.user = *o.user;
+  if (o.group) config.group = *o.group;
+  if (o.sandbox) set_sandbox(config, *o.sandbox, "--sandbox");
   finish(config);
   return config;
 }

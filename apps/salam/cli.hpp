@@ -72,6 +72,9 @@ struct Overrides {
   std::optional<std::int64_t> exec_max_children;
   std::array<std::optional<std::string>, exec::kLimits> exec_limits;
   bool exec_sandbox = false;
+  std::optional<std::string> user;
+  std::optional<std::string> group;
+  std::optional<std::string> sandbox;
 };
 
 struct Invocation {

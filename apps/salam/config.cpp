@@ -272,8 +272,24 @@ void set_tls_handshake_rate(DaemonConfig& config, double value, std::string_view
   config.tls_handshake_rate = value;
 }
 
+void set_sandbox(DaemonConfig& config, std::string_view value, std::string_view where) {
+  if (value == "on") {
+    config.sandbox = true;
+  } else if (value == "off") {
+    config.sandbox = false;
+  } else {
+    throw ConfigError(where, fmt::format("expected on or off, not '{}'", printable(value)));
+  }
+}
+
 void finish(DaemonConfig& config) {
   if (config.listeners.empty()) throw ConfigError("", "no listener configured");
+  if (!config.group.empty() && config.user.empty()) {
+    // Root with another group is still root: it could take any group back.
+    throw ConfigError("",
+                      "group needs user: salam changes group only as part of becoming "
+                      "another user");
+  }
   const auto& limits = config.client_limits;
   if (limits.rate > 0 && limits.burst < 1) {
     throw ConfigError("", "connection-burst must be at least 1 when connection-rate is set");

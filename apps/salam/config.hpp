@@ -115,6 +115,12 @@ struct DaemonConfig {
   std::string config_file;
   std::string pid_file;  // empty: none
   std::string admin;     // the admin endpoint's address; empty: none
+  // Confinement (docs/security.md): the user and group to run as once the
+  // listeners are open (empty: stay who started salam), and whether to
+  // install the system call filter and the file system rules.
+  std::string user;
+  std::string group;
+  bool sandbox = true;
   std::vector<ListenerConfig> listeners;
 };
 
@@ -147,6 +153,7 @@ void set_max_connections(DaemonConfig& config, std::int64_t value, std::string_v
 void set_log_format(DaemonConfig& config, std::string_view value, std::string_view where);
 void set_log_level(DaemonConfig& config, std::string_view value, std::string_view where);
 void set_tls_handshake_rate(DaemonConfig& config, double value, std::string_view where);
+void set_sandbox(DaemonConfig& config, std::string_view value, std::string_view where);
 
 // Whole-configuration checks and loading of referenced files (quotes):
 // throws ConfigError.

@@ -219,6 +219,12 @@ class FileReader {
         set_message_text(config.limit_message, string(node, name), at);
       } else if (name == "tls-handshake-rate") {
         set_tls_handshake_rate(config, number(node, name), at);
+      } else if (name == "user") {
+        config.user = std::string(string(node, name));
+      } else if (name == "group") {
+        config.group = std::string(string(node, name));
+      } else if (name == "sandbox") {
+        set_sandbox(config, string(node, name), at);
 
       } else if (name == "listen") {
         const auto* list = node.as_array();

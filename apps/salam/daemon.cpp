@@ -84,6 +84,20 @@ void log_tls_warnings(const DaemonConfig& config) {
   }
 }
 
+// The new process of an upgrade inherits the system call filter of the
+// one it replaces, which refuses new io_uring rings (docs/security.md): it
+// serves on epoll rather than not at all.
+BackendKind backend_for(BackendKind wanted) {
+  if (wanted != BackendKind::io_uring || !Upgrade::replacing()) return wanted;
+  std::string why_not;
+  if (resolve_backend(BackendKind::automatic, &why_not) == BackendKind::io_uring) return wanted;
+  log::warning(
+      "upgrade: io_uring is not permitted to this process ({}): serving on epoll "
+      "until the next start",
+      why_not);
+  return BackendKind::epoll;
+}
+
 bool same_limits(const ClientLimitOptions& a, const ClientLimitOptions& b) {
   return a.max_connections == b.max_connections && a.rate == b.rate && a.burst == b.burst &&
          a.ipv4_prefix == b.ipv4_prefix && a.ipv6_prefix == b.ipv6_prefix &&
@@ -92,10 +106,12 @@ bool same_limits(const ClientLimitOptions& a, const ClientLimitOptions& b) {
 
 }  // namespace
 
-Daemon::Daemon(Overrides overrides, DaemonConfig config)
+Daemon::Daemon(Overrides overrides, DaemonConfig config, Sandbox sandbox)
     : overrides_(std::move(overrides)),
       config_(std::move(config)),
+      sandbox_(std::move(sandbox)),
       budget_(config_.max_connections) {
+  sandbox_.create_for_user(config_.access_log);
   if (std::string error = access_log_.open(config_.access_log); !error.empty()) {
     throw ConfigError("", error);
   }
@@ -111,7 +127,7 @@ Daemon::Daemon(Overrides overrides, DaemonConfig config)
   }
   ServerOptions options;
   options.threads = config_.threads;
-  options.loop.backend = config_.backend;
+  options.loop.backend = backend_for(config_.backend);
   server_ = std::make_unique<Server>(options);
   // The shards' heartbeat, for the watchdog and for /live.
   const Duration watchdog = Watchdog::interval_from_environment();
@@ -180,9 +196,15 @@ std::size_t Daemon::open_retrying(const ListenerConfig& listener, const DaemonCo
 int Daemon::run() {
   // The listeners listen already: connections wait in their queues.
   if (!config_.pid_file.empty()) pid_file_.write(config_.pid_file);
+  // Everything is open: from here on, only what a reload needs. Before
+  // the threads start (the admin endpoint's, the shards'), which inherit it.
+  sandbox_.confine_files(config_);
   if (admin_) admin_->start();
   SignalHooks hooks;
   hooks.started = [this] {
+    // The shards run and their rings exist: drop root, then filter, before
+    // saying ready to anyone.
+    sandbox_.confine_process();
     status_->set_phase(Phase::running);
     service_manager_.ready(fmt::format("serving {} listener(s)", active_.size()));
     Upgrade::report_ready();  // to the process this one replaces, if any
@@ -391,6 +413,12 @@ void Daemon::apply_reload() {
 
   if (next.threads != config_.threads || next.backend != config_.backend) {
     log::warning("threads and backend changes take effect at the next start");
+  }
+  if (next.user != config_.user || next.group != config_.group || next.sandbox != config_.sandbox) {
+    log::warning("user, group and sandbox changes take effect at the next start");
+    next.user = config_.user;
+    next.group = config_.group;
+    next.sandbox = config_.sandbox;
   }
   if (next.pid_file != config_.pid_file) {
     log::warning("a new pid-file takes effect at the next start");

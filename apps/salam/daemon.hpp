@@ -18,6 +18,7 @@
 #include "config.hpp"
 #include "heartbeat.hpp"
 #include "pid_file.hpp"
+#include "sandbox/sandbox.hpp"
 #include "service_manager.hpp"
 #include "session.hpp"
 #include "status.hpp"
@@ -29,8 +30,10 @@ class Daemon {
  public:
   // Opens every listener: throws std::system_error if one cannot be opened,
   // ConfigError if the access log cannot.
-  Daemon(Overrides overrides, DaemonConfig config);
-  // Serves until SIGTERM or SIGINT and the drain; returns the exit status.
+  Daemon(Overrides overrides, DaemonConfig config, Sandbox sandbox);
+  // Confines the process (`sandbox`) and serves until SIGTERM or SIGINT
+  // and the drain; returns the exit status. Throws std::runtime_error if
+  // the confinement fails.
   int run();
 
  private:
@@ -68,6 +71,7 @@ class Daemon {
 
   Overrides overrides_;
   DaemonConfig config_;
+  Sandbox sandbox_;
   ConnectionBudget budget_;
   std::shared_ptr<ClientLimits> limits_;   // null when no per-client limit is set
   std::shared_ptr<RateLimit> handshakes_;  // null when TLS handshakes are not limited

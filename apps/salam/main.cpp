@@ -2,6 +2,7 @@
 // lists the exit statuses).
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <system_error>
 #include <variant>
 
@@ -13,6 +14,7 @@
 #include "cli.hpp"
 #include "daemon.hpp"
 #include "exec/spawner.hpp"
+#include "sandbox/sandbox.hpp"
 #include "upgrade.hpp"
 
 namespace {
@@ -40,8 +42,10 @@ int main(int argc, char** argv) {
   const Invocation& invocation = std::get<Invocation>(parsed);
 
   DaemonConfig config;
+  std::optional<Sandbox> sandbox;
   try {
     config = load_configuration(invocation.overrides);
+    sandbox.emplace(config, invocation.check_only);  // the user looked up; nothing dropped yet
   } catch (const ConfigError& e) {
     std::cerr << "salam: " << e.what() << "\n";
     return 2;
@@ -71,7 +75,7 @@ int main(int argc, char** argv) {
   }
   salam::log::configure({config.log_level, config.log_format, 2});
   try {
-    Daemon daemon(invocation.overrides, std::move(config));
+    Daemon daemon(invocation.overrides, std::move(config), std::move(*sandbox));
     return daemon.run();
   } catch (const ConfigError& e) {  // a file it cannot open, like the access log
     salam::log::flush_thread_buffer();

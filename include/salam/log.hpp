@@ -157,6 +157,13 @@ void set_thread_buffering(bool on) noexcept;
 // so far, by any thread, is written (or dropped), up to `timeout`. False
 // if it was not done in time. It blocks: not for a loop's thread.
 bool drain(Duration timeout) noexcept;
+// Ends the thread that writes the lines, once it has written them (up to
+// `timeout`); the next line starts a new one. For a program about to
+// restrict itself in a way only threads created afterwards inherit
+// (Landlock): the new writer is then restricted too. False if the writer
+// did not finish in time (it is left running). Only while no other thread
+// logs.
+bool restart_writer(Duration timeout) noexcept;
 // Lines dropped because the queue was full, since the process started.
 std::uint64_t dropped_lines() noexcept;
 

@@ -11,6 +11,7 @@
 #include "config_file.hpp"
 #include "duration.hpp"
 #include "escapes.hpp"
+#include "sandbox/privileges.hpp"
 
 namespace salam::daemon {
 namespace {
@@ -271,6 +272,39 @@ TEST_F(ConfigFile, TlsMistakesAreCaught) {
       {"tls-handshake-rate = -3\n", "TLS handshake rate"},
   };
   expect_rejected(cases);
+}
+
+TEST_F(ConfigFile, ConfinementKeysAndTheirFlags) {
+  Overrides overrides;
+  overrides.config_file = write("user = \"nobody\"\ngroup = \"nogroup\"\nsandbox = \"off\"\n");
+  DaemonConfig config = load_configuration(overrides);
+  EXPECT_EQ(config.user, "nobody");
+  EXPECT_EQ(config.group, "nogroup");
+  EXPECT_FALSE(config.sandbox);
+  overrides.user = "daemon";
+  overrides.sandbox = "on";
+  config = load_configuration(overrides);
+  EXPECT_EQ(config.user, "daemon");
+  EXPECT_TRUE(config.sandbox);
+  EXPECT_TRUE(load_configuration(Overrides{}).sandbox) << "on by default";
+  const std::pair<const char*, const char*> cases[] = {
+      {"sandbox = \"maybe\"\n", "expected on or off, not 'maybe'"},
+      {"sandbox = true\n", "'sandbox' must be a string"},
+      {"group = \"nogroup\"\n", "group needs user"},
+  };
+  expect_rejected(cases);
+}
+
+TEST(Identity, LooksTheUserAndGroupUp) {
+  EXPECT_FALSE(look_up_identity("", ""));
+  const auto nobody = look_up_identity("nobody", "");
+  ASSERT_TRUE(nobody);
+  EXPECT_EQ(nobody->uid, 65534u);
+  EXPECT_EQ(nobody->gid, 65534u);
+  EXPECT_FALSE(nobody->groups.empty()) << "its own group at least";
+  EXPECT_EQ(look_up_identity("nobody", "root")->gid, 0u);
+  EXPECT_THROW(look_up_identity("no-such-user", ""), ConfigError);
+  EXPECT_THROW(look_up_identity("nobody", "no-such-group"), ConfigError);
 }
 
 TEST_F(ConfigFile, ErrorsNameTheFileAndLine) {
