@@ -1,6 +1,7 @@
 #include "config.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <string_view>
 #include <unordered_map>
 
@@ -12,6 +13,7 @@
 #include "duration.hpp"
 #include "escapes.hpp"
 #include "input_file.hpp"
+#include "sandbox/privileges.hpp"
 #include "services/qotd.hpp"
 #include "services/service.hpp"
 
@@ -303,6 +305,7 @@ void finish(DaemonConfig& config) {
   }
   std::unordered_map<std::string_view, const ListenerConfig*> by_address;
   by_address.reserve(config.listeners.size());
+  std::optional<Identity> daemon_identity;
   for (auto& listener : config.listeners) {
     // Port 0 asks for a free port, so it never clashes.
     if (!listener.address.ends_with(":0")) {
@@ -335,7 +338,11 @@ void finish(DaemonConfig& config) {
       listener.options.quotes = load_quotes(listener.options.quotes_file, listener.origin);
     }
     if (listener.service == "exec") {
-      listener.options.exec = exec::make_program(listener.options.exec_settings, listener.origin);
+      // Without exec-user, programs run as salam does once it has dropped.
+      if (!daemon_identity && !config.user.empty())
+        daemon_identity = look_up_identity(config.user, config.group);
+      listener.options.exec = exec::make_program(listener.options.exec_settings, listener.origin,
+                                                 daemon_identity ? &*daemon_identity : nullptr);
     } else if (!listener.options.exec_settings.command.empty()) {
       throw ConfigError(listener.origin, fmt::format("a program to run (exec) is for the exec "
                                                      "service, not for {}",

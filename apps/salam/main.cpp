@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
 
   // The spawner is forked now, while this process has one thread.
   if (uses_exec(config)) {
-    if (const int error = exec::start_spawner(); error != 0) {
+    if (const int error = exec::start_spawner(exec::spawner_policy(config)); error != 0) {
       std::cerr << "salam: cannot start the exec service's spawner process: "
                 << std::strerror(error) << "\n";
       return 1;

@@ -46,6 +46,8 @@ SCRIPTS = {
     "limits": "#!/bin/sh\ncat /proc/self/limits\n",
     "whoami": "#!/bin/sh\necho $(id -u) $(id -g) $(id -G)\n",
     "much": "#!/bin/sh\nhead -c 300000 /dev/zero | tr '\\0' a\n",
+    "confined": ("#!/bin/sh\ngrep -E '^(NoNewPrivs|Seccomp):' /proc/self/status\n"
+                 "unshare --user true 2>/dev/null && echo unshared || echo refused\n"),
     "polite": "#!/bin/sh\ntrap 'echo bye-on-term; exit 0' TERM\nsleep 30 & wait\n",
 }
 
@@ -325,6 +327,55 @@ class ExecTest(unittest.TestCase):
                                      [str(nobody.pw_uid), str(nogroup.gr_gid),
                                       str(nogroup.gr_gid)])
                     server.close()
+
+    def test_exec_sandbox_confines_the_program_only_when_asked(self):
+        for backend in harness.BACKENDS:
+            for flags, expected in (([], "NoNewPrivs:\t0\nSeccomp:\t0\nunshared\n"),
+                                    (["--exec-sandbox"],
+                                     "NoNewPrivs:\t1\nSeccomp:\t2\nrefused\n")):
+                with self.subTest(backend=backend, flags=flags):
+                    with exec_server(backend, "confined", *flags) as server:
+                        out, _ = talk(*harness.host_port(server.addresses[0]))
+                        self.assertEqual(out.decode(), expected)
+                        server.close()
+
+    @unittest.skipUnless(os.geteuid() == 0, "dropping privileges needs root")
+    def test_the_spawner_is_no_way_back_to_root(self):
+        import pwd
+        nobody, daemon = pwd.getpwnam("nobody"), pwd.getpwnam("daemon")
+        directory = tempfile.mkdtemp(prefix="salam-exec-drop-")
+        os.chmod(directory, 0o755)
+        try:
+            # salam as nobody: the spawner and its programs are nobody too.
+            with exec_server("epoll", "whoami", "--user", "nobody") as server:
+                out, _ = talk(*harness.host_port(server.addresses[0]))
+                self.assertEqual(out.decode().split()[0], str(nobody.pw_uid))
+                with open(f"/proc/{spawner_of(server)}/status") as f:
+                    uids = re.search(r"^Uid:\s+(.*)$", f.read(), re.M).group(1).split()
+                self.assertEqual(uids, [str(nobody.pw_uid)] * 4)
+                server.close()
+            # With exec-user, the spawner stays root but runs programs only
+            # as the users the configuration at start named.
+            config = os.path.join(directory, "salam.toml")
+            listener = ('[[listen]]\naddress = "127.0.0.1:0"\nservice = "exec"\n'
+                        f'exec = ["{program("whoami")}"]\n')
+            with open(config, "w") as f:
+                f.write(f'user = "nobody"\n{listener}exec-user = "daemon"\n')
+            with harness.Server([BINARY, "--config", config]) as server:
+                host, port = harness.host_port(server.addresses[0])
+                out, _ = talk(host, port)
+                self.assertEqual(out.decode().split()[0], str(daemon.pw_uid))
+                with open(config, "w") as f:
+                    f.write(f'user = "nobody"\n{listener}exec-user = "root"\n')
+                server.process.send_signal(signal.SIGHUP)
+                server.wait_for_log(r"configuration reloaded from")
+                host, port = harness.host_port(server.addresses[0])
+                out, _ = talk(host, port)
+                self.assertEqual(out, b"")
+                server.wait_for_log(r"closed: exec_failed \(EPERM\)")
+                server.close()
+        finally:
+            shutil.rmtree(directory)
 
     def test_proxy_header_names_the_remote(self):
         for backend in harness.BACKENDS:

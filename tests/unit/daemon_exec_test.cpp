@@ -27,7 +27,7 @@ Request sample() {
   request.groups = {65534, 27};
   request.limits[static_cast<std::size_t>(Limit::files)] = 64;
   request.limits[static_cast<std::size_t>(Limit::address_space)] = 1ULL << 40;
-  request.no_new_privileges = true;
+  request.sandbox = true;
   return request;
 }
 
@@ -42,7 +42,7 @@ TEST(ExecRequest, SurvivesTheTrip) {
   EXPECT_EQ(decoded->gid, request.gid);
   EXPECT_EQ(decoded->groups, request.groups);
   EXPECT_EQ(decoded->limits, request.limits);
-  EXPECT_TRUE(decoded->no_new_privileges);
+  EXPECT_TRUE(decoded->sandbox);
 }
 
 TEST(ExecRequest, UnsetFieldsStayUnset) {
@@ -125,7 +125,7 @@ exec-sandbox = true
   EXPECT_EQ(program->base.limits[static_cast<std::size_t>(Limit::processes)], 10u);
   EXPECT_EQ(program->base.limits[static_cast<std::size_t>(Limit::files)], 20u);
   EXPECT_EQ(program->base.limits[static_cast<std::size_t>(Limit::cpu_seconds)], 3u);
-  EXPECT_TRUE(program->base.no_new_privileges);
+  EXPECT_TRUE(program->base.sandbox);
 }
 
 TEST_F(ExecConfig, RefusesMistakes) {

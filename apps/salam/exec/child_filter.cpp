@@ -22,16 +22,14 @@ constexpr const char* kRefused[] = {
     "mount", "umount2", "pivot_root", "chroot", "fsopen", "fsmount", "fsconfig", "move_mount",
     "open_tree", "mount_setattr", "open_by_handle_at", "name_to_handle_at", "quotactl",
     // other processes and the kernel's inside: tracing, BPF, perf, namespaces
-    "ptrace", "process_vm_readv", "process_vm_writev", "bpf", "perf_event_open", "unshare",
-    "setns", "userfaultfd", "kcmp", "lookup_dcookie", "syslog", "vhangup", "fanotify_init",
-    "iopl", "ioperm",
+    "ptrace", "process_vm_readv", "process_vm_writev", "bpf", "perf_event_open", "unshare", "setns",
+    "userfaultfd", "kcmp", "lookup_dcookie", "syslog", "vhangup", "fanotify_init", "iopl", "ioperm",
     // io_uring: its operations are out of any filter's sight
     "io_uring_setup", "io_uring_enter", "io_uring_register",
     // keyrings
     "keyctl", "add_key", "request_key",
     // the machine's clock and names
-    "settimeofday", "clock_settime", "adjtimex", "clock_adjtime", "sethostname",
-    "setdomainname"};
+    "settimeofday", "clock_settime", "adjtimex", "clock_adjtime", "sethostname", "setdomainname"};
 
 struct ContextDeleter {
   void operator()(scmp_filter_ctx context) const noexcept { seccomp_release(context); }

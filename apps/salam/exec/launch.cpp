@@ -4,6 +4,7 @@
 #include <csignal>
 #include <vector>
 
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -23,6 +24,7 @@ struct Launch {
   char* const* argv;
   char* const* envp;
   const gid_t* groups;
+  const sock_fprog* filter;
   int stdio;
   int errors;
   int error;  // set by the child if it fails before the exec
@@ -64,16 +66,24 @@ int child_main(void* argument) {
     const rlimit limit{*request.limits[i], *request.limits[i]};
     if (::setrlimit(resource_of(static_cast<Limit>(i)), &limit) != 0) fail(launch);
   }
-  if (request.uid && ::syscall(SYS_setgroups, request.groups.size(), launch.groups) != 0) {
+  // A spawner that is not root can only be the identity asked for already
+  // (it dropped to salam's --user); asking for another fails with EPERM.
+  const bool root = ::geteuid() == 0;
+  if (request.uid && root && ::syscall(SYS_setgroups, request.groups.size(), launch.groups) != 0) {
     fail(launch);
   }
-  if (request.gid && ::syscall(SYS_setresgid, *request.gid, *request.gid, *request.gid) != 0) {
+  if (request.gid && (root || ::getegid() != *request.gid) &&
+      ::syscall(SYS_setresgid, *request.gid, *request.gid, *request.gid) != 0) {
     fail(launch);
   }
-  if (request.uid && ::syscall(SYS_setresuid, *request.uid, *request.uid, *request.uid) != 0) {
+  if (request.uid && (root || ::geteuid() != *request.uid) &&
+      ::syscall(SYS_setresuid, *request.uid, *request.uid, *request.uid) != 0) {
     fail(launch);
   }
-  if (request.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(launch);
+  if (launch.filter != nullptr) {
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(launch);
+    if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0U, launch.filter) != 0) fail(launch);
+  }
   // The spawner keeps every disposition at its default (see spawner.cpp),
   // so only the mask needs resetting.
   sigset_t none;
@@ -105,14 +115,14 @@ void* stack_top() {
 
 }  // namespace
 
-pid_t launch(const Request& request, int stdio, int errors) noexcept {
+pid_t launch(const Request& request, int stdio, int errors, const sock_fprog* filter) noexcept {
   void* top = stack_top();
   if (top == nullptr) return -ENOMEM;
   try {
     const std::vector<char*> argv = pointers_to(request.argv);
     const std::vector<char*> envp = pointers_to(request.env);
     const std::vector<gid_t> groups(request.groups.begin(), request.groups.end());
-    Launch job{&request, argv.data(), envp.data(), groups.data(), stdio, errors, 0};
+    Launch job{&request, argv.data(), envp.data(), groups.data(), filter, stdio, errors, 0};
     const pid_t pid = ::clone(child_main, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &job);
     if (pid < 0) return -errno;
     if (job.error != 0) {

@@ -1,6 +1,7 @@
 // Starting one program, in the spawner process.
 #pragma once
 
+#include <linux/filter.h>
 #include <sys/types.h>
 
 #include "protocol.hpp"
@@ -16,6 +17,8 @@ namespace salam::daemon::exec {
 //
 // The child is made with clone(CLONE_VM | CLONE_VFORK): the caller is
 // suspended until the exec, and no page of its memory is copied.
-pid_t launch(const Request& request, int stdio, int errors) noexcept;
+// With `filter` (exec-sandbox), the child has no new privileges and that
+// seccomp filter.
+pid_t launch(const Request& request, int stdio, int errors, const sock_fprog* filter) noexcept;
 
 }  // namespace salam::daemon::exec

@@ -47,7 +47,13 @@ std::string resolve(const std::string& name, std::string_view origin) {
   throw ConfigError(origin, fmt::format("exec: no executable {} in PATH", printable(name)));
 }
 
-void set_identity(const ExecSettings& settings, Request& request, std::string_view origin) {
+void set_identity(const ExecSettings& settings, Request& request, std::string_view origin,
+                  const Identity* fallback) {
+  if (settings.user.empty() && fallback != nullptr) {
+    request.uid = fallback->uid;
+    request.gid = fallback->gid;
+    request.groups.assign(fallback->groups.begin(), fallback->groups.end());
+  }
   if (!settings.user.empty()) {
     const passwd* user = ::getpwnam(settings.user.c_str());
     if (user == nullptr) {
@@ -78,7 +84,7 @@ void set_identity(const ExecSettings& settings, Request& request, std::string_vi
 }  // namespace
 
 std::shared_ptr<const ExecProgram> make_program(const ExecSettings& settings,
-                                                std::string_view origin) {
+                                                std::string_view origin, const Identity* fallback) {
   if (settings.command.empty() || settings.command.front().empty()) {
     throw ConfigError(origin,
                       "the exec service needs a program: exec = [\"/path\", \"arg\", ...] "
@@ -118,9 +124,9 @@ std::shared_ptr<const ExecProgram> make_program(const ExecSettings& settings,
                                           "than {}",
                                           bytes, kMaxCommandBytes));
   }
-  set_identity(settings, base, origin);
+  set_identity(settings, base, origin, fallback);
   base.limits = settings.limits;
-  base.no_new_privileges = settings.sandbox;
+  base.sandbox = settings.sandbox;
   program->timeout = settings.timeout;
   program->max_children = settings.max_children;
   return program;

@@ -14,8 +14,11 @@
 #include <salam/time.hpp>
 
 #include "protocol.hpp"
+#include "sandbox/privileges.hpp"
 
 namespace salam::daemon::exec {
+
+using daemon::Identity;
 
 // What the configuration says (exec, exec-env, exec-user, ...).
 struct ExecSettings {
@@ -42,9 +45,10 @@ struct ExecProgram {
 
 // Checks `settings`: the program must exist and be executable (a name
 // without a slash is looked up in PATH), the user and group must exist.
-// Throws ConfigError naming `origin`.
+// Without exec-user the program runs as `fallback` (salam's --user), if
+// any. Throws ConfigError naming `origin`.
 std::shared_ptr<const ExecProgram> make_program(const ExecSettings& settings,
-                                                std::string_view origin);
+                                                std::string_view origin, const Identity* fallback);
 
 // Parses a resource limit: a count, or bytes with an optional K, M or G
 // suffix (address space). Throws ConfigError naming `where`.

@@ -23,7 +23,7 @@ struct Header {
   std::uint32_t reserved;
 };
 constexpr std::uint32_t kNoId = std::numeric_limits<std::uint32_t>::max();
-constexpr std::uint32_t kNoNewPrivileges = 1;
+constexpr std::uint32_t kSandbox = 1;
 
 template <typename T>
 void put(std::vector<std::byte>& out, const T& value) {
@@ -71,7 +71,7 @@ std::vector<std::byte> encode(const Request& request) {
                       static_cast<std::uint32_t>(request.groups.size()),
                       request.uid.value_or(kNoId),
                       request.gid.value_or(kNoId),
-                      request.no_new_privileges ? kNoNewPrivileges : 0,
+                      request.sandbox ? kSandbox : 0,
                       0};
   put(out, header);
   for (const auto group : request.groups)
@@ -97,7 +97,7 @@ std::optional<Request> decode(std::span<const std::byte> bytes) {
   Request request;
   if (header.uid != kNoId) request.uid = header.uid;
   if (header.gid != kNoId) request.gid = header.gid;
-  request.no_new_privileges = (header.flags & kNoNewPrivileges) != 0;
+  request.sandbox = (header.flags & kSandbox) != 0;
   request.groups.resize(header.ngroups);
   for (auto& group : request.groups) {
     if (!in.get(group)) return std::nullopt;

@@ -40,7 +40,7 @@ struct Request {
   std::optional<std::uint32_t> gid;
   std::vector<std::uint32_t> groups;  // supplementary, with uid: replace the spawner's
   std::array<std::optional<std::uint64_t>, kLimits> limits{};
-  bool no_new_privileges = false;  // exec-sandbox
+  bool sandbox = false;  // exec-sandbox: no new privileges, the child filter
 };
 
 // The largest request the spawner reads: argv and env beyond it are refused

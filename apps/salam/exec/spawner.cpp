@@ -1,5 +1,6 @@
 #include "spawner.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -19,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child_filter.hpp"
 #include "launch.hpp"
 #include "protocol.hpp"
 
@@ -37,9 +40,14 @@ void send_reply(int control, ReplyKind kind, std::int32_t value) noexcept {
   (void)::send(control, &reply, sizeof reply, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
+template <typename T>
+bool contains(const std::vector<T>& set, T value) {
+  return std::find(set.begin(), set.end(), value) != set.end();
+}
+
 class Spawner {
  public:
-  Spawner() : buffer_(kMaxRequest) {}
+  explicit Spawner(const SpawnerPolicy& policy) : policy_(policy), buffer_(kMaxRequest) {}
 
   [[noreturn]] void run() {
     setup();
@@ -149,7 +157,15 @@ class Spawner {
     if (n > 0 && static_cast<std::size_t>(n) <= buffer_.size()) {
       request = decode(std::span(buffer_.data(), static_cast<std::size_t>(n)));
     }
-    const pid_t pid = request ? launch(*request, stdio, errors) : -EPROTO;
+    pid_t pid = -EPROTO;
+    if (request && !permitted(*request)) {
+      pid = -EPERM;
+    } else if (request) {
+      const sock_fprog* filter = nullptr;
+      if (request->sandbox) filter = child_filter();
+      pid =
+          request->sandbox && filter == nullptr ? -ENOSYS : launch(*request, stdio, errors, filter);
+    }
     ::close(stdio);
     ::close(errors);
     if (pid < 0) {
@@ -161,6 +177,28 @@ class Spawner {
     by_pid_[pid] = control;
     by_control_[control] = pid;
     watch(control);
+  }
+
+  bool permitted(const Request& request) const {
+    if (!policy_.restricted) return true;
+    if (request.uid ? !contains(policy_.uids, static_cast<uid_t>(*request.uid))
+                    : !policy_.allow_own) {
+      return false;
+    }
+    if (request.gid && !contains(policy_.gids, static_cast<gid_t>(*request.gid))) return false;
+    return std::all_of(request.groups.begin(), request.groups.end(), [this](std::uint32_t group) {
+      return contains(policy_.gids, static_cast<gid_t>(group));
+    });
+  }
+
+  // Built at the first run that asks for it.
+  const sock_fprog* child_filter() {
+    if (!filter_tried_) {
+      filter_tried_ = true;
+      std::string error;
+      if (auto built = ChildFilter::build(error)) filter_.emplace(std::move(*built));
+    }
+    return filter_ ? filter_->program() : nullptr;
   }
 
   void on_control(int control) {
@@ -214,6 +252,9 @@ class Spawner {
     ::_exit(0);
   }
 
+  SpawnerPolicy policy_;
+  std::optional<ChildFilter> filter_;
+  bool filter_tried_ = false;
   int epoll_ = -1;
   int signals_ = -1;
   std::vector<std::byte> buffer_;
@@ -221,8 +262,23 @@ class Spawner {
   std::unordered_map<int, pid_t> by_control_;
 };
 
+// Started as root for a daemon that drops to --user: so does the spawner,
+// for good (no capability survives it).
+void drop_to(const Identity& identity) {
+  if (::setgroups(identity.groups.size(), identity.groups.data()) != 0 ||
+      ::setresgid(identity.gid, identity.gid, identity.gid) != 0 ||
+      ::setresuid(identity.uid, identity.uid, identity.uid) != 0) {
+    ::_exit(1);
+  }
+  uid_t real = 0, effective = 0, saved = 0;
+  if (::getresuid(&real, &effective, &saved) != 0 || real != identity.uid ||
+      effective != identity.uid || saved != identity.uid || ::setuid(0) == 0) {
+    ::_exit(1);
+  }
+}
+
 // In the new process: only the channel and the standard descriptors stay.
-[[noreturn]] void become_spawner(int channel) {
+[[noreturn]] void become_spawner(int channel, const SpawnerPolicy& policy) {
   // Out of the way first: the channel may have taken a standard number.
   const int moved = ::fcntl(channel, F_DUPFD, 10);
   if (moved < 0) ::_exit(1);
@@ -232,12 +288,13 @@ class Spawner {
   }
   if (::dup2(moved, kChannel) < 0) ::_exit(1);
   ::syscall(SYS_close_range, kChannel + 1U, ~0U, 0U);
-  Spawner().run();
+  if (policy.become) drop_to(*policy.become);
+  Spawner(policy).run();
 }
 
 }  // namespace
 
-int start_spawner() noexcept {
+int start_spawner(const SpawnerPolicy& policy) noexcept {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return errno;
   const pid_t pid = ::fork();
@@ -249,7 +306,7 @@ int start_spawner() noexcept {
   }
   if (pid == 0) {
     ::close(fds[0]);
-    become_spawner(fds[1]);
+    become_spawner(fds[1], policy);
   }
   ::close(fds[1]);
   daemon_end.store(fds[0]);

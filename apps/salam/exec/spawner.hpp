@@ -9,13 +9,42 @@
 // groups still running.
 #pragma once
 
+#include <optional>
+#include <vector>
+
 #include <sys/types.h>
+
+#include "sandbox/privileges.hpp"
+
+namespace salam::daemon {
+struct DaemonConfig;
+}
 
 namespace salam::daemon::exec {
 
+// Who the spawner may run programs as. Its requests come from the daemon,
+// which a client might compromise, and the spawner is not confined: it
+// must not be a way back to root (docs/security.md).
+struct SpawnerPolicy {
+  // Started as root with --user and no exec-user or exec-group anywhere:
+  // the spawner becomes that user too, and so does every program.
+  std::optional<Identity> become;
+  // Otherwise, as root: a request must name one of these users, and only
+  // these groups, unless `allow_own` (a listener at start runs its
+  // programs as salam itself: root).
+  bool restricted = false;
+  bool allow_own = false;
+  std::vector<uid_t> uids;
+  std::vector<gid_t> gids;
+};
+
+// The policy the configuration at start implies. A reload can change
+// exec-user only among the users this names.
+SpawnerPolicy spawner_policy(const DaemonConfig& config);
+
 // Forks the spawner. Returns 0, or an errno value if it could not be
 // started (then the exec service cannot run programs).
-int start_spawner() noexcept;
+int start_spawner(const SpawnerPolicy& policy) noexcept;
 
 // True once start_spawner() succeeded.
 bool spawner_started() noexcept;

@@ -1,5 +1,6 @@
 #include "sandbox/sandbox.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -91,8 +92,14 @@ std::vector<PathRule> file_rules(const DaemonConfig& config, bool changes_user) 
                            "/dev/null", "/proc/sys/net/core/somaxconn"}) {
     rules.push_back({file, Access::read});
   }
-  // The new process of an upgrade looks the user up again.
-  if (changes_user) {
+  // The new process of an upgrade looks the user up again, and a reload
+  // the users exec programs run as.
+  const bool names_exec_user =
+      std::any_of(config.listeners.begin(), config.listeners.end(), [](const auto& listener) {
+        return !listener.options.exec_settings.user.empty() ||
+               !listener.options.exec_settings.group.empty();
+      });
+  if (changes_user || names_exec_user) {
     for (const char* file : {"/etc/nsswitch.conf", "/etc/passwd", "/etc/group"})
       rules.push_back({file, Access::read});
   }
