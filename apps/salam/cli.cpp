@@ -159,7 +159,8 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
            kHelp[i]);
   }
   app.add_flag("--exec-sandbox", o.exec_sandbox,
-               "exec: run the program with no new privileges (no setuid programs)")
+               "exec: run the program with no new privileges and a seccomp filter (no modules, "
+               "mounts, ptrace, namespaces, BPF, io_uring)")
       ->group(service);
 
   option(app, "--max-connections", o.max_connections, "N", limits,
