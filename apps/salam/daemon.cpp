@@ -349,8 +349,8 @@ void Daemon::apply_reload() {
   if (uses_exec(next) && !exec::spawner_started()) {
     throw ConfigError("",
                       "the exec service needs the spawner process, which salam starts only "
-                      "when its first configuration has an exec listener: restart salam, or "
-                      "upgrade it with SIGUSR2");
+                      "when its first configuration has an exec listener or its sandbox on: "
+                      "restart salam, or upgrade it with SIGUSR2");
   }
   log_tls_warnings(next);
   const std::shared_ptr<ClientLimits> previous_limits = limits_;

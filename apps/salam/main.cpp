@@ -65,8 +65,10 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  // The spawner is forked now, while this process has one thread.
-  if (uses_exec(config)) {
+  // The spawner is forked now, while this process has one thread: for the
+  // exec service's programs, and for the new process of an upgrade, which
+  // a confined process could not start unconfined.
+  if (uses_exec(config) || config.sandbox) {
     if (const int error = exec::start_spawner(exec::spawner_policy(config)); error != 0) {
       std::cerr << "salam: cannot start the exec service's spawner process: "
                 << std::strerror(error) << "\n";

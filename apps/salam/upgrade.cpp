@@ -6,16 +6,21 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string_view>
 #include <utility>
 
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <salam/log.hpp>
+
+#include "exec/protocol.hpp"
+#include "exec/spawner.hpp"
 
 extern char** environ;
 
@@ -23,7 +28,7 @@ namespace salam::daemon {
 
 namespace {
 
-constexpr int kFirstSocket = 3;  // SD_LISTEN_FDS_START
+constexpr int kFirstSocket = Upgrade::kFirstSocket;
 constexpr std::string_view kReadyVariable = "SALAM_UPGRADE_READY_FD";
 constexpr std::string_view kReadyMessage = "READY\n";
 
@@ -59,16 +64,68 @@ std::string describe(int status) {
   return "stopped";
 }
 
-// Ends `child` (SIGTERM, then SIGKILL after a grace period) and reaps it.
-void end(pid_t child) {
-  ::kill(child, SIGTERM);
-  for (int i = 0; i < 50; ++i) {
-    if (::waitpid(child, nullptr, WNOHANG) == child) return;
-    ::usleep(100'000);
+// The new process, as the old one sees it: a child of its own, or one the
+// spawner started and reports on.
+class Watcher {
+ public:
+  virtual ~Watcher() = default;
+  // Its wait status if it has exited (and has been reaped); never blocks.
+  virtual std::optional<int> exited() = 0;
+  // Ends it: SIGTERM, then SIGKILL after a grace period; and reaps it.
+  virtual void end() = 0;
+};
+
+class ChildWatcher final : public Watcher {
+ public:
+  explicit ChildWatcher(pid_t child) : child_(child) {}
+  std::optional<int> exited() override {
+    int status = 0;
+    if (::waitpid(child_, &status, WNOHANG) == child_) return status;
+    return std::nullopt;
   }
-  ::kill(child, SIGKILL);
-  ::waitpid(child, nullptr, 0);
+  void end() override {
+    ::kill(child_, SIGTERM);
+    for (int i = 0; i < 50; ++i) {
+      if (::waitpid(child_, nullptr, WNOHANG) == child_) return;
+      ::usleep(100'000);
+    }
+    ::kill(child_, SIGKILL);
+    ::waitpid(child_, nullptr, 0);
+  }
+
+ private:
+  pid_t child_;
+};
+
+// Waits up to `milliseconds` for the spawner's next reply on `control`.
+std::optional<exec::Reply> reply_on(int control, int milliseconds) {
+  pollfd waiting{control, POLLIN, 0};
+  if (::poll(&waiting, 1, milliseconds) <= 0) return std::nullopt;
+  exec::Reply reply{};
+  if (::recv(control, &reply, sizeof reply, MSG_DONTWAIT) != sizeof reply) return std::nullopt;
+  return reply;
 }
+
+class SpawnedWatcher final : public Watcher {
+ public:
+  explicit SpawnedWatcher(int control) : control_(control) {}
+  std::optional<int> exited() override {
+    const auto reply = reply_on(control_, 0);
+    if (reply && reply->kind == exec::ReplyKind::exited) return reply->value;
+    return std::nullopt;
+  }
+  void end() override {
+    for (const int number : {SIGTERM, SIGKILL}) {
+      const exec::Signal signal{number};
+      (void)::send(control_, &signal, sizeof signal, MSG_NOSIGNAL);
+      const auto reply = reply_on(control_, 5000);
+      if (reply && reply->kind == exec::ReplyKind::exited) return;
+    }
+  }
+
+ private:
+  int control_;
+};
 
 struct Outcome {
   std::string failure;  // empty: the new process is ready
@@ -76,7 +133,7 @@ struct Outcome {
 };
 
 // Waits for the ready message on `fd` until `timeout`.
-Outcome wait_for_ready(int fd, pid_t child, Duration timeout) {
+Outcome wait_for_ready(int fd, Watcher& child, Duration timeout) {
   const TimePoint deadline = Clock::now() + timeout;
   std::string received;
   for (;;) {
@@ -100,13 +157,61 @@ Outcome wait_for_ready(int fd, pid_t child, Duration timeout) {
     }
     // The pipe closed without the message: the new process is gone, or
     // going.
-    int status = 0;
     for (int i = 0; i < 50; ++i) {
-      if (::waitpid(child, &status, WNOHANG) == child) return {describe(status), true};
+      if (const auto status = child.exited()) return {describe(*status), true};
       ::usleep(100'000);
     }
     return {"closed its ready pipe"};
   }
+}
+
+pid_t await_ready(int ready, Watcher& watcher, pid_t child, Duration timeout) {
+  log::flush_thread_buffer();
+  const Outcome outcome = wait_for_ready(ready, watcher, timeout);
+  ::close(ready);
+  if (!outcome.failure.empty()) {
+    if (!outcome.reaped) watcher.end();
+    log::error("upgrade failed: the new process {}; this one serves on", outcome.failure);
+    return 0;
+  }
+  return child;
+}
+
+// Through the spawner, which is not confined: a process started by this
+// one would inherit its system call filter and Landlock rules (no
+// io_uring, no exec service of its own) and its dropped privileges.
+pid_t start_spawned(const std::vector<int>& sockets, Duration timeout) {
+  int pipe[2];
+  if (::pipe2(pipe, O_CLOEXEC) != 0) {
+    log::error("upgrade failed: cannot make the ready pipe: {}", std::strerror(errno));
+    return 0;
+  }
+  int control[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, control) != 0) {
+    log::error("upgrade failed: cannot make a socket pair: {}", std::strerror(errno));
+    ::close(pipe[0]);
+    ::close(pipe[1]);
+    return 0;
+  }
+  const int handed = exec::hand_over_successor(control[1], pipe[1], sockets);
+  ::close(control[1]);
+  ::close(pipe[1]);
+  const auto started = handed == 0 ? reply_on(control[0], 5000) : std::nullopt;
+  if (!started || started->kind != exec::ReplyKind::started) {
+    log::error("upgrade failed: the spawner did not start the new process ({}); this one serves on",
+               handed != 0 ? std::strerror(handed)
+               : started   ? std::strerror(started->value)
+                           : "no answer");
+    ::close(control[0]);
+    ::close(pipe[0]);
+    return 0;
+  }
+  log::info("upgrade: started {} as process {} by the spawner, handing it {} listening socket(s)",
+            Upgrade::successor().path, started->value, sockets.size());
+  SpawnedWatcher watcher(control[0]);
+  const pid_t child = await_ready(pipe[0], watcher, started->value, timeout);
+  ::close(control[0]);  // the spawner lets a ready successor go on
+  return child;
 }
 
 }  // namespace
@@ -143,8 +248,31 @@ void Upgrade::report_ready() noexcept {
   ::close(fd);
 }
 
-pid_t Upgrade::start(const std::vector<int>& sockets, Duration timeout) {
+Upgrade::Successor Upgrade::successor() {
   const Invocation& saved = invocation();
+  Successor successor{saved.path, saved.arguments, {}};
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    // WATCHDOG_PID names this process; without it the new one takes the
+    // watchdog as its own.
+    if (starts_with_any(*entry, {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_PID",
+                                 kReadyVariable})) {
+      continue;
+    }
+    successor.environment.emplace_back(*entry);
+  }
+  return successor;
+}
+
+std::vector<std::string> Upgrade::handover_variables(int count) {
+  return {fmt::format("LISTEN_FDS={}", count),
+          fmt::format("{}={}", kReadyVariable, kFirstSocket + count),
+          "LISTEN_PID=" + std::string(20, '\0')};
+}
+
+pid_t Upgrade::start(const std::vector<int>& sockets, Duration timeout) {
+  if (exec::spawner_started() && sockets.size() <= exec::kMaxSuccessorSockets) {
+    return start_spawned(sockets, timeout);
+  }
   const int count = static_cast<int>(sockets.size());
   int pipe[2];
   if (::pipe2(pipe, O_CLOEXEC) != 0) {
@@ -156,30 +284,20 @@ pid_t Upgrade::start(const std::vector<int>& sockets, Duration timeout) {
   // Everything the child needs is built here: between fork() and exec()
   // only async-signal-safe calls are allowed, so the child only moves
   // descriptors and writes its pid into a slot made for it.
-  std::vector<std::string> environment;
-  for (char** entry = environ; *entry != nullptr; ++entry) {
-    // WATCHDOG_PID names this process; without it the new one takes the
-    // watchdog as its own.
-    if (starts_with_any(*entry, {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_PID",
-                                 kReadyVariable})) {
-      continue;
-    }
-    environment.emplace_back(*entry);
-  }
-  environment.push_back(fmt::format("LISTEN_FDS={}", count));
-  environment.push_back(fmt::format("{}={}", kReadyVariable, ready_number));
-  environment.push_back("LISTEN_PID=" + std::string(20, '\0'));
+  Successor successor = Upgrade::successor();
+  std::vector<std::string>& environment = successor.environment;
+  for (auto& variable : handover_variables(count))
+    environment.push_back(std::move(variable));
   std::vector<char*> envp;
   for (auto& entry : environment)
     envp.push_back(entry.data());
   envp.push_back(nullptr);
   char* pid_slot = environment.back().data() + std::string_view("LISTEN_PID=").size();
   std::vector<char*> argv;
-  std::vector<std::string> arguments = saved.arguments;
-  for (auto& argument : arguments)
+  for (auto& argument : successor.arguments)
     argv.push_back(argument.data());
   argv.push_back(nullptr);
-  std::string path = saved.path;
+  const std::string& path = successor.path;
 
   const pid_t child = ::fork();
   if (child < 0) {
@@ -219,15 +337,8 @@ pid_t Upgrade::start(const std::vector<int>& sockets, Duration timeout) {
   ::close(pipe[1]);
   log::info("upgrade: started {} as process {}, handing it {} listening socket(s)", path, child,
             count);
-  log::flush_thread_buffer();
-  const Outcome outcome = wait_for_ready(pipe[0], child, timeout);
-  ::close(pipe[0]);
-  if (!outcome.failure.empty()) {
-    if (!outcome.reaped) end(child);
-    log::error("upgrade failed: the new process {}; this one serves on", outcome.failure);
-    return 0;
-  }
-  return child;
+  ChildWatcher watcher(child);
+  return await_ready(pipe[0], watcher, child, timeout);
 }
 
 }  // namespace salam::daemon

@@ -39,6 +39,22 @@ class Upgrade {
   // Whether an upgrade started this process (it then owns the Unix socket
   // files of the listeners it was handed).
   static bool replacing() noexcept;
+
+  // What the new process is started with: this one's binary, arguments
+  // and environment (less what names this process's sockets and pid).
+  // The spawner takes a copy at its start: confined processes cannot start
+  // an unconfined successor, the spawner can (docs/security.md).
+  struct Successor {
+    std::string path;
+    std::vector<std::string> arguments;
+    std::vector<std::string> environment;
+  };
+  static Successor successor();
+  // The variables that give the new process its sockets and its ready
+  // pipe, with a LISTEN_PID holding 20 NUL bytes where the child writes
+  // its pid; `count` sockets at 3, 4, ..., the pipe after them.
+  static std::vector<std::string> handover_variables(int count);
+  static constexpr int kFirstSocket = 3;  // SD_LISTEN_FDS_START
 };
 
 }  // namespace salam::daemon

@@ -231,9 +231,14 @@ class Drop(Workspace):
                     self.assertNotIn(new, (0, old))
                     log = server.log()
                     self.assertIn(f"upgrade: process {new} serves now", log)
-                    if backend == "io_uring" and FILTERED:
-                        # The inherited filter refuses new rings (docs/security.md).
-                        self.assertIn("serving on epoll until the next start", log)
+                    # The spawner started the new process, outside the old
+                    # one's filter: it creates its own rings (docs/security.md).
+                    self.assertIn("by the spawner", log)
+                    self.assertNotIn("serving on epoll until the next start", log)
+                    after = log[log.index("by the spawner"):]
+                    self.assertIn(f"(2 shards, {backend})", after)
+                    with open(f"/proc/{new}/status") as f:
+                        self.assertIn("Seccomp:\t2" if FILTERED else "Seccomp:\t0", f.read())
                     self.serve_everything()
                     self.assert_dropped(new)
                     os.kill(new, signal.SIGTERM)

@@ -2,8 +2,10 @@
 
 #include <cerrno>
 #include <csignal>
+#include <string_view>
 #include <vector>
 
+#include <fcntl.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -65,6 +67,11 @@ int child_main(void* argument) {
     if (!request.limits[i]) continue;
     const rlimit limit{*request.limits[i], *request.limits[i]};
     if (::setrlimit(resource_of(static_cast<Limit>(i)), &limit) != 0) fail(launch);
+  }
+  // The spawner may hold CAP_NET_BIND_SERVICE for an upgrade's successor
+  // (ambient, so that it survives an exec): a program must not.
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+    fail(launch);
   }
   // A spawner that is not root can only be the identity asked for already
   // (it dropped to salam's --user); asking for another fails with EPERM.
@@ -128,6 +135,88 @@ pid_t launch(const Request& request, int stdio, int errors, const sock_fprog* fi
     if (job.error != 0) {
       ::waitpid(pid, nullptr, 0);  // it has exited already: this does not wait
       return -job.error;
+    }
+    return pid;
+  } catch (const std::bad_alloc&) {
+    return -ENOMEM;
+  }
+}
+
+namespace {
+
+struct Handover {
+  const char* path;
+  char* const* argv;
+  char* const* envp;
+  char* pid_slot;          // in envp: LISTEN_PID's value
+  const int* descriptors;  // the sockets, then the ready pipe
+  int* moved;              // room for as many
+  int count;               // of descriptors
+  int error;
+};
+
+int successor_main(void* argument) {
+  Handover& handover = *static_cast<Handover*>(argument);
+  // First out of the way of 3, 4, ..., where they must go.
+  const int high = Upgrade::kFirstSocket + handover.count;
+  for (int i = 0; i < handover.count; ++i) {
+    handover.moved[i] = ::fcntl(handover.descriptors[i], F_DUPFD, high);
+    if (handover.moved[i] < 0) {
+      handover.error = errno;
+      ::_exit(126);
+    }
+  }
+  for (int i = 0; i < handover.count; ++i) {
+    if (::dup2(handover.moved[i], Upgrade::kFirstSocket + i) < 0) {
+      handover.error = errno;
+      ::_exit(126);
+    }
+  }
+  ::syscall(SYS_close_range, static_cast<unsigned>(high), ~0U, 0U);
+  char digits[20];
+  int length = 0;
+  for (pid_t pid = ::getpid(); pid > 0 && length < 20; pid /= 10)
+    digits[length++] = static_cast<char>('0' + pid % 10);
+  for (int i = 0; i < length; ++i)
+    handover.pid_slot[i] = digits[length - 1 - i];
+  handover.pid_slot[length] = '\0';
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::execve(handover.path, handover.argv, handover.envp);
+  handover.error = errno;
+  ::_exit(127);
+}
+
+}  // namespace
+
+pid_t launch_successor(const Upgrade::Successor& successor, const std::vector<int>& sockets,
+                       int ready) noexcept {
+  void* top = stack_top();
+  if (top == nullptr) return -ENOMEM;
+  try {
+    std::vector<std::string> environment = successor.environment;
+    for (auto& variable : Upgrade::handover_variables(static_cast<int>(sockets.size())))
+      environment.push_back(std::move(variable));
+    const std::vector<char*> argv = pointers_to(successor.arguments);
+    std::vector<char*> envp = pointers_to(environment);
+    char* pid_slot = environment.back().data() + std::string_view("LISTEN_PID=").size();
+    std::vector<int> descriptors = sockets;
+    descriptors.push_back(ready);
+    std::vector<int> moved(descriptors.size(), -1);
+    Handover handover{successor.path.c_str(),
+                      argv.data(),
+                      envp.data(),
+                      pid_slot,
+                      descriptors.data(),
+                      moved.data(),
+                      static_cast<int>(descriptors.size()),
+                      0};
+    const pid_t pid = ::clone(successor_main, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &handover);
+    if (pid < 0) return -errno;
+    if (handover.error != 0) {
+      ::waitpid(pid, nullptr, 0);  // it has exited already
+      return -handover.error;
     }
     return pid;
   } catch (const std::bad_alloc&) {

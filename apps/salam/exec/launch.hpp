@@ -1,10 +1,13 @@
 // Starting one program, in the spawner process.
 #pragma once
 
+#include <vector>
+
 #include <linux/filter.h>
 #include <sys/types.h>
 
 #include "protocol.hpp"
+#include "upgrade.hpp"
 
 namespace salam::daemon::exec {
 
@@ -20,5 +23,12 @@ namespace salam::daemon::exec {
 // With `filter` (exec-sandbox), the child has no new privileges and that
 // seccomp filter.
 pid_t launch(const Request& request, int stdio, int errors, const sock_fprog* filter) noexcept;
+
+// Starts salam's successor for an upgrade: `successor` with the handover
+// variables, `sockets` at descriptors 3, 4, ... and `ready` after them,
+// every other descriptor closed, in salam's own process group. Returns its
+// pid, or -errno if it could not be executed.
+pid_t launch_successor(const Upgrade::Successor& successor, const std::vector<int>& sockets,
+                       int ready) noexcept;
 
 }  // namespace salam::daemon::exec

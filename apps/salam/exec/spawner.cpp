@@ -12,7 +12,6 @@
 #include <vector>
 
 #include <fcntl.h>
-#include <grp.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -32,6 +31,11 @@ namespace {
 constexpr int kChannel = 3;  // the spawner's end, once it has moved there
 constexpr int kDescriptorsPerRun = 3;
 constexpr int kRunsPerTurn = 8;
+// What one message on the channel carries at most (the kernel's SCM_MAX_FD).
+constexpr std::size_t kMaxDescriptors = 253;
+// The one byte of a channel message says what it asks for.
+constexpr char kRunMessage = 0;        // a program: control, stdio, stderr
+constexpr char kUpgradeMessage = 'U';  // a successor: control, ready pipe, sockets
 std::atomic<int> daemon_end{-1};
 
 void send_reply(int control, ReplyKind kind, std::int32_t value) noexcept {
@@ -45,9 +49,16 @@ bool contains(const std::vector<T>& set, T value) {
   return std::find(set.begin(), set.end(), value) != set.end();
 }
 
+// A process this spawner started, and the daemon's end of it.
+struct Child {
+  int control = -1;        // -1 once the daemon let go
+  bool successor = false;  // an upgrade's new salam: it outlives its control socket
+};
+
 class Spawner {
  public:
-  explicit Spawner(const SpawnerPolicy& policy) : policy_(policy), buffer_(kMaxRequest) {}
+  Spawner(const SpawnerPolicy& policy, Upgrade::Successor successor)
+      : policy_(policy), successor_(std::move(successor)), buffer_(kMaxRequest) {}
 
   [[noreturn]] void run() {
     setup();
@@ -115,9 +126,9 @@ class Spawner {
   // Level-triggered: runs left for the next turn are reported again.
   void receive_runs() {
     for (int turn = 0; turn < kRunsPerTurn; ++turn) {
-      char byte = 0;
-      iovec data{&byte, 1};
-      alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int) * kDescriptorsPerRun)> space{};
+      char kind = 0;
+      iovec data{&kind, 1};
+      alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int) * kMaxDescriptors)> space{};
       msghdr message{};
       message.msg_iov = &data;
       message.msg_iovlen = 1;
@@ -126,8 +137,7 @@ class Spawner {
       const ssize_t n = ::recvmsg(kChannel, &message, MSG_CMSG_CLOEXEC);
       if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
       if (n <= 0) stop();  // the daemon is gone
-      std::array<int, kDescriptorsPerRun> fds{-1, -1, -1};
-      std::size_t count = 0;
+      std::vector<int> fds;
       for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr;
            header = CMSG_NXTHDR(&message, header)) {
         if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
@@ -135,20 +145,37 @@ class Spawner {
         for (std::size_t i = 0; i < received; ++i) {
           int fd = -1;
           std::memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof fd);
-          if (count < fds.size()) {
-            fds[count++] = fd;
-          } else {
-            ::close(fd);
-          }
+          fds.push_back(fd);
         }
       }
-      if (count == fds.size() && (message.msg_flags & MSG_CTRUNC) == 0) {
+      const bool whole = (message.msg_flags & MSG_CTRUNC) == 0;
+      if (whole && kind == kRunMessage && fds.size() == kDescriptorsPerRun) {
         start(fds[0], fds[1], fds[2]);
+      } else if (whole && kind == kUpgradeMessage && fds.size() >= 2) {
+        start_successor(fds);
       } else {
-        for (std::size_t i = 0; i < count; ++i)
-          ::close(fds[i]);
+        for (const int fd : fds)
+          ::close(fd);
       }
     }
+  }
+
+  // fds: control, the ready pipe, the listening sockets.
+  void start_successor(const std::vector<int>& fds) {
+    const int control = fds[0];
+    const std::vector<int> sockets(fds.begin() + 2, fds.end());
+    const pid_t pid = launch_successor(successor_, sockets, fds[1]);
+    for (std::size_t i = 1; i < fds.size(); ++i)
+      ::close(fds[i]);
+    if (pid < 0) {
+      send_reply(control, ReplyKind::failed, -pid);
+      ::close(control);
+      return;
+    }
+    send_reply(control, ReplyKind::started, pid);
+    by_pid_[pid] = Child{control, true};
+    by_control_[control] = pid;
+    watch(control);
   }
 
   void start(int control, int stdio, int errors) {
@@ -174,7 +201,7 @@ class Spawner {
       return;
     }
     send_reply(control, ReplyKind::started, pid);
-    by_pid_[pid] = control;
+    by_pid_[pid] = Child{control, false};
     by_control_[control] = pid;
     watch(control);
   }
@@ -208,14 +235,18 @@ class Spawner {
     Signal signal{};
     const ssize_t n = ::recv(control, &signal, sizeof signal, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    Child& child = by_pid_[pid];
     if (n == static_cast<ssize_t>(sizeof signal)) {
-      if (signal.number == SIGTERM || signal.number == SIGKILL) ::kill(-pid, signal.number);
+      // A program's whole process group; a successor, which shares salam's
+      // group, alone.
+      if (signal.number == SIGTERM || signal.number == SIGKILL)
+        ::kill(child.successor ? pid : -pid, signal.number);
       return;
     }
-    // The daemon let go of the program before it ended: it must not outlive
-    // its connection.
-    ::kill(-pid, SIGKILL);
-    by_pid_[pid] = -1;
+    // The daemon let go of a program before it ended: it must not outlive
+    // its connection. A successor that was ready goes on, as salam.
+    if (!child.successor) ::kill(-pid, SIGKILL);
+    child.control = -1;
     forget(control);
   }
 
@@ -231,10 +262,10 @@ class Spawner {
       if (found == by_pid_.end()) continue;  // a program's orphan, reaped as subreaper
       // What is left of its process group goes with it, as a service
       // manager stops the rest of a unit whose main process has exited.
-      ::kill(-pid, SIGTERM);
-      if (found->second >= 0) {
-        send_reply(found->second, ReplyKind::exited, status);
-        forget(found->second);
+      if (!found->second.successor) ::kill(-pid, SIGTERM);
+      if (found->second.control >= 0) {
+        send_reply(found->second.control, ReplyKind::exited, status);
+        forget(found->second.control);
       }
       by_pid_.erase(found);
     }
@@ -242,7 +273,9 @@ class Spawner {
 
   // The daemon has exited: nothing it ran may stay.
   [[noreturn]] void stop() {
-    for (const auto& [pid, control] : by_pid_)
+    // A successor serves on: it is salam now.
+    std::erase_if(by_pid_, [](const auto& entry) { return entry.second.successor; });
+    for (const auto& [pid, child] : by_pid_)
       ::kill(-pid, SIGKILL);
     for (int round = 0; round < 50 && !by_pid_.empty(); ++round) {
       epoll_event event{};
@@ -257,28 +290,26 @@ class Spawner {
   bool filter_tried_ = false;
   int epoll_ = -1;
   int signals_ = -1;
+  Upgrade::Successor successor_;
   std::vector<std::byte> buffer_;
-  std::unordered_map<pid_t, int> by_pid_;  // control descriptor, or -1 once let go
+  std::unordered_map<pid_t, Child> by_pid_;
   std::unordered_map<int, pid_t> by_control_;
 };
 
 // Started as root for a daemon that drops to --user: so does the spawner,
-// for good (no capability survives it).
+// as the daemon does (CAP_NET_BIND_SERVICE kept as an ambient capability,
+// for the successor of an upgrade; programs start without it).
 void drop_to(const Identity& identity) {
-  if (::setgroups(identity.groups.size(), identity.groups.data()) != 0 ||
-      ::setresgid(identity.gid, identity.gid, identity.gid) != 0 ||
-      ::setresuid(identity.uid, identity.uid, identity.uid) != 0) {
-    ::_exit(1);
-  }
-  uid_t real = 0, effective = 0, saved = 0;
-  if (::getresuid(&real, &effective, &saved) != 0 || real != identity.uid ||
-      effective != identity.uid || saved != identity.uid || ::setuid(0) == 0) {
+  try {
+    become(identity);
+  } catch (const std::exception&) {
     ::_exit(1);
   }
 }
 
 // In the new process: only the channel and the standard descriptors stay.
-[[noreturn]] void become_spawner(int channel, const SpawnerPolicy& policy) {
+[[noreturn]] void become_spawner(int channel, const SpawnerPolicy& policy,
+                                 Upgrade::Successor successor) {
   // Out of the way first: the channel may have taken a standard number.
   const int moved = ::fcntl(channel, F_DUPFD, 10);
   if (moved < 0) ::_exit(1);
@@ -289,12 +320,18 @@ void drop_to(const Identity& identity) {
   if (::dup2(moved, kChannel) < 0) ::_exit(1);
   ::syscall(SYS_close_range, kChannel + 1U, ~0U, 0U);
   if (policy.become) drop_to(*policy.become);
-  Spawner(policy).run();
+  Spawner(policy, std::move(successor)).run();
 }
 
 }  // namespace
 
 int start_spawner(const SpawnerPolicy& policy) noexcept {
+  Upgrade::Successor successor;
+  try {
+    successor = Upgrade::successor();
+  } catch (const std::bad_alloc&) {
+    return ENOMEM;
+  }
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return errno;
   const pid_t pid = ::fork();
@@ -306,7 +343,7 @@ int start_spawner(const SpawnerPolicy& policy) noexcept {
   }
   if (pid == 0) {
     ::close(fds[0]);
-    become_spawner(fds[1], policy);
+    become_spawner(fds[1], policy, std::move(successor));
   }
   ::close(fds[1]);
   daemon_end.store(fds[0]);
@@ -317,25 +354,46 @@ bool spawner_started() noexcept {
   return daemon_end.load() >= 0;
 }
 
-int hand_over(int control, int stdio, int errors) noexcept {
+namespace {
+
+int send_on_channel(char kind, const std::vector<int>& fds) noexcept {
   const int channel = daemon_end.load();
   if (channel < 0) return ENOTCONN;
-  char byte = 0;
-  iovec data{&byte, 1};
-  alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int) * kDescriptorsPerRun)> space{};
+  if (fds.size() > kMaxDescriptors) return E2BIG;
+  iovec data{&kind, 1};
+  alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int) * kMaxDescriptors)> space{};
   msghdr message{};
   message.msg_iov = &data;
   message.msg_iovlen = 1;
   message.msg_control = space.data();
-  message.msg_controllen = space.size();
+  message.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
   cmsghdr* header = CMSG_FIRSTHDR(&message);
   header->cmsg_level = SOL_SOCKET;
   header->cmsg_type = SCM_RIGHTS;
-  header->cmsg_len = CMSG_LEN(sizeof(int) * kDescriptorsPerRun);
-  const std::array<int, kDescriptorsPerRun> fds{control, stdio, errors};
-  std::memcpy(CMSG_DATA(header), fds.data(), sizeof fds);
+  header->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+  std::memcpy(CMSG_DATA(header), fds.data(), sizeof(int) * fds.size());
   if (::sendmsg(channel, &message, MSG_DONTWAIT | MSG_NOSIGNAL) == 1) return 0;
   return errno;
+}
+
+}  // namespace
+
+int hand_over(int control, int stdio, int errors) noexcept {
+  try {
+    return send_on_channel(kRunMessage, {control, stdio, errors});
+  } catch (const std::bad_alloc&) {
+    return ENOMEM;
+  }
+}
+
+int hand_over_successor(int control, int ready, const std::vector<int>& sockets) noexcept {
+  try {
+    std::vector<int> fds{control, ready};
+    fds.insert(fds.end(), sockets.begin(), sockets.end());
+    return send_on_channel(kUpgradeMessage, fds);
+  } catch (const std::bad_alloc&) {
+    return ENOMEM;
+  }
 }
 
 }  // namespace salam::daemon::exec

@@ -9,6 +9,7 @@
 // groups still running.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <vector>
 
@@ -54,5 +55,12 @@ bool spawner_started() noexcept;
 // thread may call; it never blocks. Returns 0 or an errno value (EAGAIN:
 // the spawner is behind; EPIPE: it is gone).
 int hand_over(int control, int stdio, int errors) noexcept;
+
+// Hands an upgrade's successor to the spawner: the far end of a control
+// socket (answered as for a program), the ready pipe's write end, and the
+// listening sockets (at most kMaxSuccessorSockets). The successor is started unconfined,
+// with the binary, arguments and environment salam started with.
+inline constexpr std::size_t kMaxSuccessorSockets = 251;
+int hand_over_successor(int control, int ready, const std::vector<int>& sockets) noexcept;
 
 }  // namespace salam::daemon::exec

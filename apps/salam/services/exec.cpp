@@ -247,7 +247,7 @@ std::string_view hand_over_failure(int error) {
     case EAGAIN:
       return "the spawner is behind";
     case ENOTCONN:
-      return "no spawner: salam started without an exec listener (restart or upgrade it)";
+      return "no spawner: salam started with neither an exec listener nor its sandbox";
     default:
       return "the spawner is gone";
   }
@@ -276,8 +276,7 @@ Task<std::optional<int>> supervise(Run& run, Duration timeout) {
     const TimePoint later = Clock::now();
     if (later >= deadline) run.stop(CloseReason::exec_timeout);
     if (shard && shard->stopping()) run.terminate();  // the drain asks the program to end
-    if (run.terminated != TimePoint::max() && !run.killed &&
-        later >= run.terminated + kKillGrace) {
+    if (run.terminated != TimePoint::max() && !run.killed && later >= run.terminated + kKillGrace) {
       run.signal(SIGKILL);
       run.killed = true;
     }
