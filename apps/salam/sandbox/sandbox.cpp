@@ -129,13 +129,15 @@ void Sandbox::confine_files(const DaemonConfig& config) {
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
     throw std::runtime_error(std::string("PR_SET_NO_NEW_PRIVS: ") + std::strerror(errno));
   }
-  if (!enabled_ || kSanitized) return;
-  // Landlock holds for the threads started after it: the log writer,
-  // already running, starts again once it is in place.
-  if (!log::restart_writer(std::chrono::seconds(1))) {
-    log::warning("Landlock: the log writer did not stop in time and is not restricted");
+  // no_new_privs and Landlock hold for the calling thread and the threads
+  // it starts later: the log writer, already running, starts again once
+  // both are in place.
+  if (enabled_ && !kSanitized) {
+    file_rules_ = restrict_file_system(file_rules(config, identity_.has_value()));
   }
-  file_rules_ = restrict_file_system(file_rules(config, identity_.has_value()));
+  if (!log::restart_writer(std::chrono::seconds(1))) {
+    log::warning("the log writer did not stop in time: it keeps running unconfined");
+  }
 }
 
 void Sandbox::confine_process() {
