@@ -172,6 +172,12 @@ class Workspace(unittest.TestCase):
             fields = status_fields(f"/proc/{pid}/task/{task}/status")
             self.assertEqual(fields["Uid"], [str(NOBODY.pw_uid)] * 4, task)
             self.assertEqual(fields["Gid"], [str(NOBODY.pw_gid)] * 4, task)
+            # no_new_privs is a thread's: ThreadSanitizer's runtime starts a
+            # thread of its own before main(), which only the filter's
+            # TSYNC (off in sanitizer builds) would reach; salam's threads
+            # all have a name of their own.
+            if harness.SANITIZED and task != str(pid) and fields["Name"] == main["Name"]:
+                continue
             self.assertEqual(fields["NoNewPrivs"], ["1"], task)
             self.assertEqual(fields["Seccomp"], ["2" if FILTERED else "0"], task)
             for capabilities in ("CapPrm", "CapEff", "CapInh"):
