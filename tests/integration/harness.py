@@ -221,6 +221,16 @@ class Server:
         return status, log
 
 
+def wait_until(condition, timeout=15.0, what="condition"):
+    """Polls `condition` until it holds; fails the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{what} did not happen within {timeout}s")
+
+
 def gone(pid):
     """True once `pid` has exited (a zombie no one reaped counts as gone)."""
     try:

@@ -20,7 +20,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 import harness
@@ -45,15 +44,6 @@ def status_fields(path):
             key, _, value = line.partition(":")
             fields[key] = value.split()
     return fields
-
-
-def wait_until(condition, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{what} did not happen within {timeout}s")
 
 
 def read_pid(path):
@@ -218,10 +208,10 @@ class Drop(Workspace):
                     self.write_config(backend)
                     os.kill(server.pid, signal.SIGHUP)
                     server.wait_for_count(r"configuration reloaded .*: 9 listener", 1)
-                    wait_until(lambda: harness.refused("127.0.0.1", low), what="low port closed")
+                    harness.wait_until(lambda: harness.refused("127.0.0.1", low), what="low port closed")
                     self.assertFalse(os.path.exists(extra), "the Unix socket's file is removed")
                     self.serve_everything()
-                    wait_until(lambda: os.path.exists(self.path("access.log")), what="new log")
+                    harness.wait_until(lambda: os.path.exists(self.path("access.log")), what="new log")
                     self.assert_dropped(server.pid)
                     server.close()
 
@@ -248,7 +238,7 @@ class Drop(Workspace):
                     self.serve_everything()
                     self.assert_dropped(new)
                     os.kill(new, signal.SIGTERM)
-                    wait_until(lambda: harness.gone(new), what="the new process exiting")
+                    harness.wait_until(lambda: harness.gone(new), what="the new process exiting")
                     self.assertFalse(os.path.exists(self.pid_file), "removed at exit")
                     server.close()
 
@@ -312,7 +302,7 @@ class Refusals(Workspace):
         self.write_config("epoll")
         server = harness.Server([BINARY, "--config", self.config, "--sandbox", "off"])
         with server:
-            wait_until(lambda: status_fields(f"/proc/{server.pid}/status")["NoNewPrivs"] == ["1"],
+            harness.wait_until(lambda: status_fields(f"/proc/{server.pid}/status")["NoNewPrivs"] == ["1"],
                        what="no_new_privs")
             fields = status_fields(f"/proc/{server.pid}/status")
             self.assertEqual(fields["Seccomp"], ["0"])

@@ -21,15 +21,6 @@ BINARY = None
 HELLO = b"Hello, client!"
 
 
-def wait_until(condition, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{what} did not happen within {timeout}s")
-
-
 def read_pid(path):
     with open(path) as f:
         return int(f.read())
@@ -37,7 +28,7 @@ def read_pid(path):
 
 def stop(pid, timeout=15.0):
     os.kill(pid, signal.SIGTERM)
-    wait_until(lambda: harness.gone(pid), timeout, f"process {pid} exiting")
+    harness.wait_until(lambda: harness.gone(pid), timeout, f"process {pid} exiting")
 
 
 def upgrade(server, pid_file, timeout=15.0):
@@ -45,8 +36,8 @@ def upgrade(server, pid_file, timeout=15.0):
     once the old one is gone."""
     old = read_pid(pid_file)
     os.kill(old, signal.SIGUSR2)
-    wait_until(lambda: read_pid(pid_file) != old, timeout, "the new process's pid file")
-    wait_until(lambda: harness.gone(old), timeout, f"old process {old} exiting")
+    harness.wait_until(lambda: read_pid(pid_file) != old, timeout, "the new process's pid file")
+    harness.wait_until(lambda: harness.gone(old), timeout, f"old process {old} exiting")
     return read_pid(pid_file)
 
 
@@ -142,7 +133,7 @@ class Upgrade(unittest.TestCase):
             child = int(line.group(1))
             server.wait_for_log(r"error upgrade failed: the new process was not ready within "
                                 r"500 ms; this one serves on")
-            wait_until(lambda: harness.gone(child), 10, "the new process ending")
+            harness.wait_until(lambda: harness.gone(child), 10, "the new process ending")
             self.assertEqual(harness.exchange("127.0.0.1", port), HELLO)
             # The new process, still starting, may have given up on the
             # address itself before it was ended.

@@ -167,13 +167,18 @@ class Spawner {
     const pid_t pid = launch_successor(successor_, sockets, fds[1]);
     for (std::size_t i = 1; i < fds.size(); ++i)
       ::close(fds[i]);
+    answer(control, pid, true);
+  }
+
+  // Tells the daemon how a start went; a started process is watched.
+  void answer(int control, pid_t pid, bool successor) {
     if (pid < 0) {
       send_reply(control, ReplyKind::failed, -pid);
       ::close(control);
       return;
     }
     send_reply(control, ReplyKind::started, pid);
-    by_pid_[pid] = Child{control, true};
+    by_pid_[pid] = Child{control, successor};
     by_control_[control] = pid;
     watch(control);
   }
@@ -195,15 +200,7 @@ class Spawner {
     }
     ::close(stdio);
     ::close(errors);
-    if (pid < 0) {
-      send_reply(control, ReplyKind::failed, -pid);
-      ::close(control);
-      return;
-    }
-    send_reply(control, ReplyKind::started, pid);
-    by_pid_[pid] = Child{control, false};
-    by_control_[control] = pid;
-    watch(control);
+    answer(control, pid, false);
   }
 
   bool permitted(const Request& request) const {
