@@ -28,7 +28,6 @@ namespace salam::daemon {
 
 namespace {
 
-constexpr int kFirstSocket = Upgrade::kFirstSocket;
 constexpr std::string_view kReadyVariable = "SALAM_UPGRADE_READY_FD";
 constexpr std::string_view kReadyMessage = "READY\n";
 
