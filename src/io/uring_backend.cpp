@@ -36,6 +36,22 @@ namespace salam::detail {
 
 namespace {
 
+// ThreadSanitizer models descriptors, and does not see a close made by the
+// kernel for a ring: a number closed that way and made again by another
+// thread (socketpair, for the exec service) looks to it like a race. Under
+// it, descriptors are closed with close(2), as when the queue is full.
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool kThreadSanitizer = true;
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
+
 // liburing maps a ring's queues with raw mmap and munmap system calls,
 // which ThreadSanitizer does not see. When a shard's ring goes and another
 // shard's new ring is mapped at the same address, TSan would take the new
@@ -254,7 +270,7 @@ class UringBackend final : public Backend {
   }
 
   void close_fd(int fd) noexcept override {
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    io_uring_sqe* sqe = kThreadSanitizer ? nullptr : io_uring_get_sqe(&ring_);
     if (sqe == nullptr) {  // the queue is full: not worth a submission
       ::close(fd);
       return;
