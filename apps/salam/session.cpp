@@ -317,10 +317,8 @@ Task<> serve_session(Connection client, std::shared_ptr<const ListenerRuntime> l
     if (l.config.max_lifetime > Duration::zero()) client.set_lifetime(l.config.max_lifetime);
     if (l.config.min_rate > 0) client.set_minimum_rate(l.config.min_rate, l.config.min_rate_grace);
     log_connected(client, session, l);
-    const SessionFacts facts{
-        client_of(client, session, l),
-        session.proxied && !l.is_unix ? std::optional(client.peer()) : std::nullopt,
-        session.tls.get(), l.config.address};
+    const SessionFacts facts{session.proxied ? &*session.proxied : nullptr, session.tls.get(),
+                             l.config.address, l.is_unix};
     const Ending ending = co_await l.service->serve(client, l.config.options, facts);
     reason = refine(noted(ending, session), client);
     if (reason == CloseReason::tls_error) session.detail = tls::failure_detail(client);

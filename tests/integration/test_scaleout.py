@@ -124,15 +124,6 @@ def read_pid(path):
         return int(f.read())
 
 
-def wait_until(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{what} did not happen within {timeout}s")
-
-
 def get(address, path):
     """(status, body) of one request to an admin endpoint."""
     connection = http.client.HTTPConnection(*address, timeout=5)
@@ -271,8 +262,8 @@ class Cluster:
         pid file names it, the old one is gone, its /ready says 200)."""
         old = read_pid(self.pid_files[n])
         os.kill(old, signal.SIGUSR2)
-        wait_until(lambda: read_pid(self.pid_files[n]) != old, timeout, f"salam{n + 1}'s new pid file")
-        wait_until(lambda: harness.gone(old), timeout, f"salam{n + 1}'s old process {old} exiting")
+        harness.wait_until(lambda: read_pid(self.pid_files[n]) != old, timeout, f"salam{n + 1}'s new pid file")
+        harness.wait_until(lambda: harness.gone(old), timeout, f"salam{n + 1}'s old process {old} exiting")
         new = read_pid(self.pid_files[n])
         admin = (INSTANCES[n], self.admin_port)
         assert get(admin, "/ready") == (200, b"ready\n")
@@ -296,7 +287,7 @@ class Cluster:
             pid = read_pid(self.pid_files[n]) if os.path.exists(self.pid_files[n]) else salam.pid
             if pid != salam.pid:
                 os.kill(pid, signal.SIGTERM)
-                wait_until(lambda: harness.gone(pid), 15, f"salam{n + 1} ({pid}) exiting")
+                harness.wait_until(lambda: harness.gone(pid), 15, f"salam{n + 1} ({pid}) exiting")
             elif salam.process.poll() is None:
                 salam.assert_fds_return()
             logs.append(salam.close()[1])
@@ -388,7 +379,7 @@ class Load:
             return [r for r in self.results if r[4] is not None]
 
     def wait_for(self, count, timeout=10):
-        wait_until(lambda: self.served() >= count, timeout, f"{count} connections served")
+        harness.wait_until(lambda: self.served() >= count, timeout, f"{count} connections served")
 
 
 class ScaleOut(unittest.TestCase):
@@ -407,7 +398,7 @@ class ScaleOut(unittest.TestCase):
                 self.assertEqual(load.failures(), [])
                 self.assertEqual(len(load.results), total)
                 # (Log lines reach the file a few milliseconds after the reply.)
-                wait_until(lambda: sum(map(len, cluster.clients())) >= total, 5,
+                harness.wait_until(lambda: sum(map(len, cluster.clients())) >= total, 5,
                            "every connection logged")
                 counts = [len(clients) for clients in cluster.clients()]
                 self.assertEqual(sum(counts), total, counts)
@@ -434,7 +425,7 @@ class ScaleOut(unittest.TestCase):
                     ports.append(client_port)
                 # All five on one instance, each under its real address and
                 # port, with HAProxy as the peer it came via.
-                wait_until(lambda: sum(a == CLIENT for c in cluster.clients() for a, _ in c) == 5,
+                harness.wait_until(lambda: sum(a == CLIENT for c in cluster.clients() for a, _ in c) == 5,
                            5, "five connections logged")
                 on = [n for n, log in enumerate(cluster.logs()) if f" client {CLIENT}:" in log]
                 self.assertEqual(len(on), 1, on)
@@ -471,7 +462,7 @@ class ScaleOut(unittest.TestCase):
                 for k in range(limit):
                     pace(k)
                     held.append(connect(cluster.front, CLIENT))
-                wait_until(lambda: sum(a == CLIENT for c in cluster.clients() for a, _ in c) == limit,
+                harness.wait_until(lambda: sum(a == CLIENT for c in cluster.clients() for a, _ in c) == limit,
                            10, f"{limit} connections of {CLIENT} connected")
                 # Each instance counts only its own, but the hash sent them
                 # all to one: one more is refused there, as by one server.
@@ -489,7 +480,7 @@ class ScaleOut(unittest.TestCase):
                     reply, other_port = greet(cluster.front, other)
                     self.assertEqual(reply, HELLO)
                     client = (other, str(other_port))
-                    wait_until(lambda: any(client in c for c in cluster.clients()), 5,
+                    harness.wait_until(lambda: any(client in c for c in cluster.clients()), 5,
                                f"{other}:{other_port} logged")
                     if client in cluster.clients()[on[0]]:
                         break
@@ -516,7 +507,7 @@ class ScaleOut(unittest.TestCase):
                 detection = cluster.fall * cluster.inter
                 with Load(cluster.front, cluster.settings["connection-rate"]) as load:
                     load.wait_for(100)
-                    wait_until(lambda: cluster.clients()[victim], 5, f"{name} serving its share")
+                    harness.wait_until(lambda: cluster.clients()[victim], 5, f"{name} serving its share")
                     killed = time.monotonic()
                     os.kill(cluster.salams[victim].pid, signal.SIGKILL)
                     down, row = cluster.wait_for_status(
@@ -552,7 +543,7 @@ class ScaleOut(unittest.TestCase):
                 self.addCleanup(cluster.kill)
                 held = connect(cluster.front, CLIENT)  # silent: greet waits for its message
                 self.addCleanup(held.close)
-                wait_until(lambda: any(f" client {CLIENT}:" in log for log in cluster.logs()), 5,
+                harness.wait_until(lambda: any(f" client {CLIENT}:" in log for log in cluster.logs()), 5,
                            f"{CLIENT} connected")
                 draining = [n for n, log in enumerate(cluster.logs()) if f" client {CLIENT}:" in log]
                 self.assertEqual(len(draining), 1, draining)
@@ -581,7 +572,7 @@ class ScaleOut(unittest.TestCase):
                 # CLIENT's next connection goes to another instance.
                 reply, client_port = greet(cluster.front, CLIENT)
                 self.assertEqual(reply, HELLO)
-                wait_until(lambda: any((CLIENT, str(client_port)) in clients
+                harness.wait_until(lambda: any((CLIENT, str(client_port)) in clients
                                        for clients in cluster.clients()), 5, "the next one logged")
                 self.assertNotIn((CLIENT, str(client_port)), cluster.clients()[n])
                 cluster.close()

@@ -62,14 +62,15 @@ std::vector<std::string> environment(const std::vector<std::string>& configured,
                                      const Connection& client, const SessionFacts& facts) {
   std::vector<std::string> env;
   env.reserve(configured.size() + 16);
-  if (!facts.client) {
+  const auto remote = facts.client(client);
+  if (!remote) {
     add_unix(env, client, facts);
   } else if (const auto local = client.local()) {
-    add_tcp(env, *local, *facts.client);
+    add_tcp(env, *local, *remote);
   }
-  if (facts.balancer) {
-    add(env, "SALAMPEERIP", ip_of(*facts.balancer));
-    add(env, "SALAMPEERPORT", std::to_string(facts.balancer->port()));
+  if (const auto balancer = facts.balancer(client)) {
+    add(env, "SALAMPEERIP", ip_of(*balancer));
+    add(env, "SALAMPEERPORT", std::to_string(balancer->port()));
   }
   if (facts.tls != nullptr) {
     add(env, "SSL_PROTOCOL", facts.tls->version);

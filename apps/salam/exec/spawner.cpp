@@ -38,6 +38,24 @@ constexpr char kRunMessage = 0;        // a program: control, stdio, stderr
 constexpr char kUpgradeMessage = 'U';  // a successor: control, ready pipe, sockets
 std::atomic<int> daemon_end{-1};
 
+// A channel message: one byte saying what it asks for, and room for the
+// descriptors it carries.
+struct ChannelMessage {
+  char kind = 0;
+  iovec data{&kind, 1};
+  alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int) * kMaxDescriptors)> space{};
+  msghdr header{};
+
+  explicit ChannelMessage(std::size_t descriptors) {
+    header.msg_iov = &data;
+    header.msg_iovlen = 1;
+    header.msg_control = space.data();
+    header.msg_controllen = CMSG_SPACE(sizeof(int) * descriptors);
+  }
+  ChannelMessage(const ChannelMessage&) = delete;
+  ChannelMessage& operator=(const ChannelMessage&) = delete;
+};
+
 void send_reply(int control, ReplyKind kind, std::int32_t value) noexcept {
   const Reply reply{kind, value};
   // Never blocks the spawner: a control socket holds a few messages at most.
@@ -126,14 +144,8 @@ class Spawner {
   // Level-triggered: runs left for the next turn are reported again.
   void receive_runs() {
     for (int turn = 0; turn < kRunsPerTurn; ++turn) {
-      char kind = 0;
-      iovec data{&kind, 1};
-      alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int) * kMaxDescriptors)> space{};
-      msghdr message{};
-      message.msg_iov = &data;
-      message.msg_iovlen = 1;
-      message.msg_control = space.data();
-      message.msg_controllen = space.size();
+      ChannelMessage incoming(kMaxDescriptors);
+      msghdr& message = incoming.header;
       const ssize_t n = ::recvmsg(kChannel, &message, MSG_CMSG_CLOEXEC);
       if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
       if (n <= 0) stop();  // the daemon is gone
@@ -149,9 +161,9 @@ class Spawner {
         }
       }
       const bool whole = (message.msg_flags & MSG_CTRUNC) == 0;
-      if (whole && kind == kRunMessage && fds.size() == kDescriptorsPerRun) {
+      if (whole && incoming.kind == kRunMessage && fds.size() == kDescriptorsPerRun) {
         start(fds[0], fds[1], fds[2]);
-      } else if (whole && kind == kUpgradeMessage && fds.size() >= 2) {
+      } else if (whole && incoming.kind == kUpgradeMessage && fds.size() >= 2) {
         start_successor(fds);
       } else {
         for (const int fd : fds)
@@ -357,13 +369,9 @@ int send_on_channel(char kind, const std::vector<int>& fds) noexcept {
   const int channel = daemon_end.load();
   if (channel < 0) return ENOTCONN;
   if (fds.size() > kMaxDescriptors) return E2BIG;
-  iovec data{&kind, 1};
-  alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int) * kMaxDescriptors)> space{};
-  msghdr message{};
-  message.msg_iov = &data;
-  message.msg_iovlen = 1;
-  message.msg_control = space.data();
-  message.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+  ChannelMessage sent(fds.size());
+  sent.kind = kind;
+  msghdr& message = sent.header;
   cmsghdr* header = CMSG_FIRSTHDR(&message);
   header->cmsg_level = SOL_SOCKET;
   header->cmsg_type = SCM_RIGHTS;

@@ -212,8 +212,9 @@ class ErrorLines {
 
  private:
   std::string where() const {
-    return run_.facts.client ? fmt::format("{} client {}", run_.facts.listener, *run_.facts.client)
-                             : std::string(run_.facts.listener);
+    const auto client = run_.facts.client(run_.client);
+    return client ? fmt::format("{} client {}", run_.facts.listener, *client)
+                  : std::string(run_.facts.listener);
   }
   void emit() {
     if (logged_ + line_.size() > kStderrBudget) {

@@ -24,12 +24,25 @@ namespace salam::daemon {
 
 // What the session learnt of a connection before its service: for the
 // services that pass it on (exec's environment) or name it in the log.
+// The addresses are asked for only by who uses them: on io_uring the
+// peer's costs a system call.
 struct SessionFacts {
-  std::optional<SocketAddress> client;    // the PROXY header's client, else the TCP peer;
-                                          // none on a Unix socket
-  std::optional<SocketAddress> balancer;  // the TCP peer, when a PROXY header named the client
-  const tls::SessionInfo* tls = nullptr;  // on a TLS listener, what the handshake established
-  std::string_view listener;              // its address (unix:/path on a Unix socket)
+  const SocketAddress* proxied = nullptr;  // the client a PROXY header named, if any
+  const tls::SessionInfo* tls = nullptr;   // on a TLS listener, what the handshake established
+  std::string_view listener;               // its address (unix:/path on a Unix socket)
+  bool is_unix = false;
+
+  // The PROXY header's client, else the TCP peer; none on a Unix socket.
+  std::optional<SocketAddress> client(const Connection& connection) const {
+    if (proxied != nullptr) return *proxied;
+    if (is_unix) return std::nullopt;
+    return connection.peer();
+  }
+  // The TCP peer, when a PROXY header named the client: the balancer.
+  std::optional<SocketAddress> balancer(const Connection& connection) const {
+    if (proxied == nullptr || is_unix) return std::nullopt;
+    return connection.peer();
+  }
 };
 
 // The connection and the facts are owned by the caller, which awaits the
