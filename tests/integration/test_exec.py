@@ -151,9 +151,7 @@ class ExecTest(unittest.TestCase):
             tcpserver = harness.Peer(["env", "-i", "tcpserver", "-HR", "-c", "5", host, str(port),
                                       program("describe")], stderr=subprocess.DEVNULL)
             with tcpserver:
-                self.assertTrue(wait_until(lambda: not harness.refused(host, port)
-                                           if family == socket.AF_INET else True, 5))
-                time.sleep(0.2)
+                self.assertTrue(wait_until(lambda: not harness.refused(host, port), 5))
                 theirs, their_client = talk(host, port, b"hello\n", family)
             for backend in harness.BACKENDS:
                 with self.subTest(backend=backend, host=host):
