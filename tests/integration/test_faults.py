@@ -121,18 +121,27 @@ class Faults(unittest.TestCase):
             _, port = harness.host_port(server.addresses[0])
             replies = [greet(port)[0] for _ in range(150)]
             self.assertEqual(replies, [b""] * 150)
-            server.wait_for_log(r"a connection failed on the server's side \(ENOBUFS\)")
-            log = server.log()
-            self.assertNotIn(" closed: ", log, "--quiet keeps the records out")
-            # The budget: a burst of 100, then 20 a second; the rest counted.
-            warnings = log.count("a connection failed on the server's side")
-            self.assertGreaterEqual(warnings, 100)
-            self.assertLess(warnings, 150)
-            # The next one allowed says how many were not logged.
+            # The budget: a burst of 100, then 20 a second. A warning let
+            # through after some were held back says how many; on a slow
+            # machine that happens within the 150 too. After a pause, one
+            # more failure is sure to be warned of: then every one of the
+            # 151 is in a line or in a count, exactly once.
             time.sleep(0.2)
             self.assertEqual(greet(port)[0], b"")
-            skipped = int(server.wait_for_log(r"; (\d+) more not logged one by one").group(1))
-            self.assertEqual(warnings + skipped, 150)
+
+            def accounted():
+                log = server.log()
+                lines = log.count("a connection failed on the server's side")
+                held = sum(int(n) for n in re.findall(r"; (\d+) more not logged one by one", log))
+                return lines, held
+
+            harness.wait_until(lambda: sum(accounted()) >= 151)
+            time.sleep(0.2)
+            lines, held = accounted()
+            self.assertEqual(lines + held, 151, f"{lines} warned of and {held} counted")
+            self.assertGreaterEqual(lines, 100)
+            self.assertGreater(held, 0)
+            self.assertNotIn(" closed: ", server.log(), "--quiet keeps the records out")
             server.close()
 
     def test_timers_that_cannot_be_armed_fail_connections_not_the_server(self):
