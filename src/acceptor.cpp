@@ -78,9 +78,49 @@ void Acceptor::stop() noexcept {
   Engine::cancel(shard_.loop(), backoff_);
   Engine::unwatch_fd(shard_.loop(), listener_->get());
   Engine::submit_started(shard_.loop());  // the accept names the descriptor
-  // io_uring holds its own reference to the socket until the cancelled
-  // accept completes; the socket closes when the last holder lets go.
+  // What is queued now is taken now, while the shard surely still serves.
+  // The cancelled accept may yet complete with a connection (io_uring also
+  // holds its own reference to the socket until then): what it brings, and
+  // what reached the queue meanwhile, is taken when it completes, in
+  // on_result().
+  take_queued();
+  if (!accept_.in_flight) release();
+}
+
+void Acceptor::release() noexcept {
+  if (!listener_) return;
+  take_queued();
+  // The socket closes when the last holder lets go (other shards may share
+  // it).
   listener_.reset();
+}
+
+void Acceptor::take_queued() noexcept {
+  // A loop that is ending or cutting its connections would only close what
+  // it took, and the socket may live on in another process (after an
+  // upgrade), which would serve it: the queue is left alone then.
+  if (Engine::cancelling(shard_.loop())) return;
+  for (int taken = 0; taken < kTakenAtStop; ++taken) {
+    sockaddr_storage peer{};
+    socklen_t length = sizeof peer;
+    const int socket = ::accept4(listener_->get(), reinterpret_cast<sockaddr*>(&peer), &length,
+                                 SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (socket >= 0) {
+      hand_over(socket,
+                SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer), length));
+    } else if (errno == EAGAIN || !is_transient(errno)) {
+      return;  // the queue is empty, or out of descriptors: the rest is reset
+    }
+  }
+}
+
+void Acceptor::hand_over(int socket, std::optional<SocketAddress> peer) noexcept {
+  if (stopped_ && Engine::cancelling(shard_.loop())) {
+    // The loop is ending or cutting its connections: nothing would serve it.
+    ::close(socket);
+    return;
+  }
+  shard_.serve(FileDescriptor(socket), peer, handler_);
 }
 
 void Acceptor::resume() noexcept {
@@ -93,10 +133,15 @@ void Acceptor::on_accept(Operation& op) noexcept {
 }
 
 void Acceptor::on_result(int result, bool more) noexcept {
+  std::optional<SocketAddress> peer;
+  if (result >= 0 && (accept_.flags & kHasPeer) != 0) {
+    peer = SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer_), accept_.length);
+  }
   if (stopped_) {
-    // A connection accepted before the cancellation took effect: the
-    // listener is closed and the shard may be ending; refuse it.
-    if (result >= 0) ::close(result);
+    // A connection accepted before the cancellation took effect is served
+    // like those still queued, which the last completion takes.
+    if (result >= 0) hand_over(result, peer);
+    if (!accept_.in_flight) release();
     return;
   }
   if (result >= 0) {
@@ -104,12 +149,7 @@ void Acceptor::on_result(int result, bool more) noexcept {
       short_of_resources_ = false;
       next_backoff_ = shard_.accept_backoff();
     }
-    std::optional<SocketAddress> peer;
-    if ((accept_.flags & kHasPeer) != 0) {
-      peer =
-          SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer_), accept_.length);
-    }
-    shard_.serve(FileDescriptor(result), peer, handler_);
+    hand_over(result, peer);
   } else if (result == -ECANCELED) {
     return;
   } else if (is_resource_shortage(-result)) {

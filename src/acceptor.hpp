@@ -20,11 +20,23 @@
 // doubling backoff, so that the loop never spins; a connection closing on
 // the shard resumes accepting early.
 //
+// Stopping loses no connection the kernel has already queued: closing a
+// listening socket resets every connection waiting in its queue, so the
+// acceptor takes what is queued (up to kTakenAtStop) and serves it, at
+// stop and again once the last accept is reaped, then lets go of the
+// socket. Only what arrives after that last accept(2) is reset, and what
+// arrives after the first if the shard has ended meanwhile (it had nothing
+// left to drain); a balancer retries such a connection. While the loop is
+// ending or cutting its connections the queue is left alone (after an
+// upgrade another process serves the same socket), and what the cancelled
+// accept brings is closed.
+//
 // Threading: the shard's thread only. Lifetime: owned by the shard, which
 // destroys it only after its loop has reaped every operation.
 #pragma once
 
 #include <memory>
+#include <optional>
 
 #include <sys/socket.h>
 
@@ -43,7 +55,8 @@ class Acceptor {
   Acceptor& operator=(const Acceptor&) = delete;
 
   void start() noexcept;
-  // Stops accepting and lets go of the listening socket.
+  // Stops accepting and, once the armed accept is reaped, serves what is
+  // queued and lets go of the listening socket.
   void stop() noexcept;
   // Ends an accept pause now (a descriptor was freed).
   void resume() noexcept;
@@ -58,8 +71,17 @@ class Acceptor {
     Acceptor* acceptor = nullptr;
   };
 
+  // At most this many queued connections are taken at stop: a queue
+  // holds at most net.core.somaxconn (4096 by default) and each take is
+  // one non-blocking accept(2), so a client that connects faster than
+  // that cannot hold the stop.
+  static constexpr int kTakenAtStop = 4096;
+
   void arm() noexcept;
   void on_result(int result, bool more) noexcept;
+  void hand_over(int socket, std::optional<SocketAddress> peer) noexcept;
+  void take_queued() noexcept;
+  void release() noexcept;
   void pause(int error) noexcept;
   static void on_accept(Operation& op) noexcept;
   static void on_backoff_end(Operation& op) noexcept;

@@ -291,6 +291,43 @@ TEST_P(ServerTest, StopLetsConnectionsInFlightFinish) {
   EXPECT_LT(Clock::now() - stopping, 4s) << "the drain ends when the last connection does";
 }
 
+// Closing a listening socket resets every connection in its queue: stop()
+// must take them and serve them first. The one shard is held up (a handler
+// that blocks its thread) while clients connect and stop() is asked for,
+// so that they are still queued when the stop reaches the shard. (That
+// is so on epoll, where the test caught the fault. On io_uring the kernel
+// goes on accepting for the armed multishot accept while the thread is
+// held up, and the shard reaps them before it hears of the stop.)
+TEST_P(ServerTest, StopServesTheConnectionsAlreadyQueued) {
+  auto blocking = std::make_shared<std::atomic<bool>>(false);
+  Server server(options(1));
+  server.listen({.address = "127.0.0.1:0"}, [blocking](Connection client) -> Task<> {
+    if (!blocking->exchange(true)) std::this_thread::sleep_for(1s);
+    return greet(std::move(client), 5s);
+  });
+  server.start();
+  const auto address = server.local_socket_address(0);
+  std::thread first([&] { EXPECT_EQ(greet_once(address, "hi"), kHello); });
+  const TimePoint until = Clock::now() + 5s;
+  while (!blocking->load() && Clock::now() < until)
+    std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(blocking->load());
+  std::vector<FileDescriptor> queued;
+  for (int i = 0; i < 20; ++i) {
+    queued.push_back(connect_blocking(address));
+    ASSERT_TRUE(queued.back());
+    ASSERT_TRUE(send_all(queued.back().get(), "hi"));
+  }
+  server.stop(5s);  // reaches the shard when the handler lets go of it
+  int served = 0;
+  for (auto& client : queued)
+    served += read_until_eof(client.get()) == kHello ? 1 : 0;
+  first.join();
+  server.wait();
+  EXPECT_EQ(served, 20) << "connections queued at stop() were reset";
+  EXPECT_EQ(server.cancelled_at_drain(), 0u);
+}
+
 TEST_P(ServerTest, StopCancelsWhatIsLeftAtTheDrainDeadline) {
   auto cancelled_reads = std::make_shared<std::atomic<int>>(0);
   Server server(options());
