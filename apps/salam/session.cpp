@@ -50,11 +50,14 @@ void append_tls_json(fmt::memory_buffer& out, const tls::SessionInfo& tls) {
 
 // Who the client is: the PROXY header's client, or the TCP peer; nobody
 // on a Unix socket.
+SessionFacts facts_of(const Session& session, const ListenerRuntime& listener) {
+  return {session.proxied ? &*session.proxied : nullptr, session.tls.get(), listener.config.address,
+          listener.is_unix};
+}
+
 std::optional<SocketAddress> client_of(const Connection& connection, const Session& session,
                                        const ListenerRuntime& listener) {
-  if (session.proxied) return session.proxied;
-  if (listener.is_unix) return std::nullopt;
-  return connection.peer();
+  return facts_of(session, listener).client(connection);
 }
 
 void append_who(fmt::memory_buffer& out, const std::optional<SocketAddress>& address,
@@ -317,8 +320,7 @@ Task<> serve_session(Connection client, std::shared_ptr<const ListenerRuntime> l
     if (l.config.max_lifetime > Duration::zero()) client.set_lifetime(l.config.max_lifetime);
     if (l.config.min_rate > 0) client.set_minimum_rate(l.config.min_rate, l.config.min_rate_grace);
     log_connected(client, session, l);
-    const SessionFacts facts{session.proxied ? &*session.proxied : nullptr, session.tls.get(),
-                             l.config.address, l.is_unix};
+    const SessionFacts facts = facts_of(session, l);
     const Ending ending = co_await l.service->serve(client, l.config.options, facts);
     reason = refine(noted(ending, session), client);
     if (reason == CloseReason::tls_error) session.detail = tls::failure_detail(client);
