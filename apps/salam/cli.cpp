@@ -1,6 +1,7 @@
 #include "cli.hpp"
 
 #include <cstdint>
+#include <cstdlib>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -430,6 +431,12 @@ DaemonConfig load_configuration(const Overrides& o) {
   }
   if (o.threads) set_threads(config, *o.threads, "--threads");
   if (o.backend) set_backend(config, *o.backend, "--backend");
+  // As every libsalam program does, salam lets the environment choose the
+  // backend when nothing else does; a bad value is a mistake found here.
+  if (const char* chosen = std::getenv("SALAM_BACKEND");
+      config.backend == BackendKind::automatic && chosen != nullptr && *chosen != '\0') {
+    set_backend(config, chosen, "SALAM_BACKEND");
+  }
   if (o.max_connections) set_max_connections(config, *o.max_connections, "--max-connections");
   if (o.drain_timeout) set_timeout(config.drain_timeout, *o.drain_timeout, "--drain-timeout");
   if (o.upgrade_timeout) {

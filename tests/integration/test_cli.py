@@ -100,6 +100,25 @@ class BadInput(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("configuration is valid (2 listener(s))", result.stdout)
 
+    def test_the_environment_chooses_the_backend_when_nothing_else_does(self):
+        bad = dict(os.environ, SALAM_BACKEND="kqueue")
+        path = self.config('[[listen]]\naddress = "127.0.0.1:0"\n')
+        for args in (["--listen", "127.0.0.1:0"], ["--check-config", path]):
+            with self.subTest(args=args):
+                result = harness.run([BINARY, *args], capture_output=True, text=True, timeout=10,
+                                     env=bad)
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn("salam: SALAM_BACKEND: unknown backend 'kqueue'", result.stderr)
+        with harness.Server([BINARY, "--listen", "127.0.0.1:0"],
+                            env={"SALAM_BACKEND": "epoll"}) as server:
+            self.assertRegex(server.log(), r"listening on \S+ \(\d+ shards?, epoll\)")
+            server.close()
+        # A flag wins, and the environment is not read at all then.
+        with harness.Server([BINARY, "--listen", "127.0.0.1:0", "--backend", "epoll"],
+                            env={"SALAM_BACKEND": "kqueue"}) as server:
+            self.assertRegex(server.log(), r"\(\d+ shards?, epoll\)")
+            server.close()
+
     def test_help_and_version(self):
         result = run("--help")
         self.assertEqual(result.returncode, 0)
