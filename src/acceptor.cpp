@@ -96,15 +96,16 @@ void Acceptor::release() noexcept {
 }
 
 void Acceptor::take_queued() noexcept {
-  // A loop that is ending or cutting its connections would only close what
-  // it took, and the socket may live on in another process (after an
-  // upgrade), which would serve it: the queue is left alone then.
-  if (Engine::cancelling(shard_.loop())) return;
+  // A shard that would not serve them would only close what it took, and
+  // the socket may live on in another process (after an upgrade), which
+  // would serve them: the queue is left alone then.
+  if (!shard_.would_serve()) return;
   for (int taken = 0; taken < kTakenAtStop; ++taken) {
     sockaddr_storage peer{};
     socklen_t length = sizeof peer;
-    const int socket = ::accept4(listener_->get(), reinterpret_cast<sockaddr*>(&peer), &length,
-                                 SOCK_CLOEXEC | SOCK_NONBLOCK);
+    const int socket =
+        ::accept4(listener_->get(), reinterpret_cast<sockaddr*>(&peer), &length,
+                  SOCK_CLOEXEC | Engine::socket_flags(shard_.loop()));  // as the loop's accepts
     if (socket >= 0) {
       hand_over(socket,
                 SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&peer), length));
@@ -115,7 +116,7 @@ void Acceptor::take_queued() noexcept {
 }
 
 void Acceptor::hand_over(int socket, std::optional<SocketAddress> peer) noexcept {
-  if (stopped_ && Engine::cancelling(shard_.loop())) {
+  if (stopped_ && !shard_.would_serve()) {
     // The loop is ending or cutting its connections: nothing would serve it.
     ::close(socket);
     return;

@@ -26,10 +26,12 @@
 // stop and again once the last accept is reaped, then lets go of the
 // socket. Only what arrives after that last accept(2) is reset, and what
 // arrives after the first if the shard has ended meanwhile (it had nothing
-// left to drain); a balancer retries such a connection. While the loop is
-// ending or cutting its connections the queue is left alone (after an
-// upgrade another process serves the same socket), and what the cancelled
-// accept brings is closed.
+// left to drain); a balancer retries such a connection. Out of descriptors
+// or memory, the take stops and the rest is reset too. While the loop is
+// ending or cutting its connections, or in a stop that left no time to
+// drain (stop(0)), the queue is left alone (after an upgrade another
+// process serves the same socket), and what the cancelled accept brings is
+// closed.
 //
 // Threading: the shard's thread only. Lifetime: owned by the shard, which
 // destroys it only after its loop has reaped every operation.

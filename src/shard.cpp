@@ -187,12 +187,15 @@ void Shard::remove(std::size_t id) noexcept {
   // Acceptors stopped earlier are freed once the loop has reaped their
   // operations, so the retired list holds at most the latest ones.
   std::erase_if(retired_, [](const auto& acceptor) { return acceptor->finished(); });
+  // Out of the map before they stop: stopping serves what is queued, and a
+  // connection that ends at once walks the map (connection_closed()).
+  const std::size_t from = retired_.size();
   auto [first, last] = acceptors_.equal_range(id);
-  for (auto it = first; it != last; ++it) {
-    it->second->stop();
+  for (auto it = first; it != last; ++it)
     retired_.push_back(std::move(it->second));
-  }
   acceptors_.erase(first, last);
+  for (std::size_t i = from; i < retired_.size(); ++i)
+    retired_[i]->stop();
 }
 
 void Shard::begin_stop(TimePoint drain_deadline) noexcept {
@@ -235,6 +238,10 @@ void Shard::shed_one(int listener) noexcept {
   int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
   if (fd >= 0) ::close(fd);
   reserve_ = open_reserve();  // fails if another thread took the number first
+}
+
+bool Shard::would_serve() const noexcept {
+  return !Engine::cancelling(*loop_) && !(stopping_ && Clock::now() >= drain_deadline_);
 }
 
 void Shard::keep_reserve() noexcept {

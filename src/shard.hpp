@@ -78,6 +78,10 @@ class Shard final : public ConnectionObserver {
   void serve(FileDescriptor socket, std::optional<SocketAddress> peer,
              const Handler& handler) noexcept;
   void shed_one(int listener) noexcept;
+  // For acceptors: whether a connection accepted now would be served. Not
+  // once the loop is ending or cutting its connections, nor in a stop that
+  // left no time to drain (stop(0)).
+  bool would_serve() const noexcept;
   // For acceptors: an accept that failed with `error` (an errno).
   void count_accept_error(int error) noexcept;
   AcceptErrors accept_errors() const noexcept;

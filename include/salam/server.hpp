@@ -128,7 +128,8 @@ class Server {
   std::size_t listen(const ListenOptions& options, HandlerFactory factory);
   // Stops accepting on a listener and closes its socket; its connections
   // go on, and so do those already waiting in its queue, which are taken
-  // and served first. A later listen() may return the same index again.
+  // and served first (as far as descriptors allow: docs/engine.md,
+  // "Shutdown"). A later listen() may return the same index again.
   void close_listener(std::size_t index);
   // New connections of the listener go to the new handler.
   void replace_handler(std::size_t index, HandlerFactory factory);
@@ -156,9 +157,9 @@ class Server {
   // set up, or a handler factory threw); then no shard runs.
   void start();
   // Stops accepting, as close_listener() does for each listener (what is
-  // queued is served), and drains: connections have until `drain_timeout`
-  // to end, then they are cancelled. Thread-safe and idempotent; returns at
-  // once. A second call may shorten the drain (stop(0) ends it now).
+  // queued is served, unless `drain_timeout` is 0), and drains: connections
+  // have until `drain_timeout` to end, then they are cancelled. Thread-safe and idempotent; returns
+  // at once. A second call may shorten the drain (stop(0) ends it now).
   void stop(Duration drain_timeout) noexcept;
   // Returns when every shard has finished.
   void wait();

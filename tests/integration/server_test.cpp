@@ -492,6 +492,48 @@ TEST_P(ServerTest, ServesEverySocketOfAnInheritedGroupWhateverTheShardCount) {
   }
 }
 
+// Closing a listener serves what each of its sockets has queued, also when
+// one shard holds several of them (an inherited SO_REUSEPORT group larger
+// than the shard count) and a taken connection ends before its handler
+// first waits: its end walks the shard's acceptors while the listener's
+// are being stopped (an emptied entry was once left there, and crashed).
+TEST_P(ServerTest, ClosingAListenerServesWhatEachOfItsSocketsHasQueued) {
+  auto blocking = std::make_shared<std::atomic<bool>>(false);
+  Server server(options(1));
+  const auto holder = server.listen({.address = "127.0.0.1:0"}, [blocking](Connection client) {
+    if (!blocking->exchange(true)) std::this_thread::sleep_for(1s);
+    return greet(std::move(client), 5s);
+  });
+  SocketAddress address;
+  const std::vector<int> group = reuse_port_group(2, address);
+  const auto closing =
+      server.listen({.address = address.to_string(), .inherited_fds = group}, greeter());
+  server.start();
+  const auto holder_address = server.local_socket_address(holder);
+  std::thread first([&] { EXPECT_EQ(greet_once(holder_address, "hi"), kHello); });
+  const TimePoint until = Clock::now() + 5s;
+  while (!blocking->load() && Clock::now() < until)
+    std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(blocking->load());
+  // The kernel spreads them over both sockets by a hash of the client's
+  // port.
+  std::vector<FileDescriptor> queued;
+  for (int i = 0; i < 40; ++i) {
+    queued.push_back(connect_blocking(address));
+    ASSERT_TRUE(queued.back());
+    ASSERT_TRUE(send_all(queued.back().get(), "hi"));
+  }
+  server.close_listener(closing);
+  int served = 0;
+  for (auto& client : queued)
+    served += read_until_eof(client.get()) == kHello ? 1 : 0;
+  first.join();
+  EXPECT_EQ(served, 40);
+  EXPECT_EQ(greet_once(holder_address, "hi"), kHello) << "the server serves on";
+  server.stop(1s);
+  server.wait();
+}
+
 // Answers once the client has sent something, so that a test can hold a
 // connection that is accepted but not yet answered.
 Task<> answer_with(Connection client, std::string reply) {
