@@ -291,6 +291,51 @@ TEST_P(ServerTest, StopLetsConnectionsInFlightFinish) {
   EXPECT_LT(Clock::now() - stopping, 4s) << "the drain ends when the last connection does";
 }
 
+// Holds a one-shard server's thread up: the first connection's handler
+// blocks the thread for a second before it greets, so that what arrives
+// meanwhile waits in the kernel's accept queue.
+class ShardHolder {
+ public:
+  Handler handler() const {
+    return [blocking = blocking_](Connection client) -> Task<> {
+      if (!blocking->exchange(true)) std::this_thread::sleep_for(1s);
+      return greet(std::move(client), 5s);
+    };
+  }
+  // Sends the first client to `address` (a listener with handler());
+  // returns once its handler holds the shard.
+  bool hold(const SocketAddress& address) {
+    first_ = std::thread([address] { EXPECT_EQ(greet_once(address, "hi"), kHello); });
+    const TimePoint until = Clock::now() + 5s;
+    while (!blocking_->load() && Clock::now() < until)
+      std::this_thread::sleep_for(1ms);
+    return blocking_->load();
+  }
+  void join() { first_.join(); }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> blocking_ = std::make_shared<std::atomic<bool>>(false);
+  std::thread first_;
+};
+
+// `count` clients connected to `address`, each with its message sent.
+std::vector<FileDescriptor> queue_clients(const SocketAddress& address, int count) {
+  std::vector<FileDescriptor> clients;
+  for (int i = 0; i < count; ++i) {
+    FileDescriptor client = connect_blocking(address);
+    if (!client || !send_all(client.get(), "hi")) break;
+    clients.push_back(std::move(client));
+  }
+  return clients;
+}
+
+int greeted(std::vector<FileDescriptor>& clients) {
+  int count = 0;
+  for (auto& client : clients)
+    count += read_until_eof(client.get()) == kHello ? 1 : 0;
+  return count;
+}
+
 // Closing a listening socket resets every connection in its queue: stop()
 // must take them and serve them first. The one shard is held up (a handler
 // that blocks its thread) while clients connect and stop() is asked for,
@@ -299,32 +344,18 @@ TEST_P(ServerTest, StopLetsConnectionsInFlightFinish) {
 // goes on accepting for the armed multishot accept while the thread is
 // held up, and the shard reaps them before it hears of the stop.)
 TEST_P(ServerTest, StopServesTheConnectionsAlreadyQueued) {
-  auto blocking = std::make_shared<std::atomic<bool>>(false);
+  ShardHolder holder;
   Server server(options(1));
-  server.listen({.address = "127.0.0.1:0"}, [blocking](Connection client) -> Task<> {
-    if (!blocking->exchange(true)) std::this_thread::sleep_for(1s);
-    return greet(std::move(client), 5s);
-  });
+  server.listen({.address = "127.0.0.1:0"}, holder.handler());
   server.start();
   const auto address = server.local_socket_address(0);
-  std::thread first([&] { EXPECT_EQ(greet_once(address, "hi"), kHello); });
-  const TimePoint until = Clock::now() + 5s;
-  while (!blocking->load() && Clock::now() < until)
-    std::this_thread::sleep_for(1ms);
-  ASSERT_TRUE(blocking->load());
-  std::vector<FileDescriptor> queued;
-  for (int i = 0; i < 20; ++i) {
-    queued.push_back(connect_blocking(address));
-    ASSERT_TRUE(queued.back());
-    ASSERT_TRUE(send_all(queued.back().get(), "hi"));
-  }
+  ASSERT_TRUE(holder.hold(address));
+  auto queued = queue_clients(address, 20);
+  ASSERT_EQ(queued.size(), 20u);
   server.stop(5s);  // reaches the shard when the handler lets go of it
-  int served = 0;
-  for (auto& client : queued)
-    served += read_until_eof(client.get()) == kHello ? 1 : 0;
-  first.join();
+  EXPECT_EQ(greeted(queued), 20) << "connections queued at stop() were reset";
+  holder.join();
   server.wait();
-  EXPECT_EQ(served, 20) << "connections queued at stop() were reset";
   EXPECT_EQ(server.cancelled_at_drain(), 0u);
 }
 
@@ -498,38 +529,23 @@ TEST_P(ServerTest, ServesEverySocketOfAnInheritedGroupWhateverTheShardCount) {
 // first waits: its end walks the shard's acceptors while the listener's
 // are being stopped (an emptied entry was once left there, and crashed).
 TEST_P(ServerTest, ClosingAListenerServesWhatEachOfItsSocketsHasQueued) {
-  auto blocking = std::make_shared<std::atomic<bool>>(false);
+  ShardHolder holder;
   Server server(options(1));
-  const auto holder = server.listen({.address = "127.0.0.1:0"}, [blocking](Connection client) {
-    if (!blocking->exchange(true)) std::this_thread::sleep_for(1s);
-    return greet(std::move(client), 5s);
-  });
+  const auto held = server.listen({.address = "127.0.0.1:0"}, holder.handler());
   SocketAddress address;
   const std::vector<int> group = reuse_port_group(2, address);
   const auto closing =
       server.listen({.address = address.to_string(), .inherited_fds = group}, greeter());
   server.start();
-  const auto holder_address = server.local_socket_address(holder);
-  std::thread first([&] { EXPECT_EQ(greet_once(holder_address, "hi"), kHello); });
-  const TimePoint until = Clock::now() + 5s;
-  while (!blocking->load() && Clock::now() < until)
-    std::this_thread::sleep_for(1ms);
-  ASSERT_TRUE(blocking->load());
+  ASSERT_TRUE(holder.hold(server.local_socket_address(held)));
   // The kernel spreads them over both sockets by a hash of the client's
   // port.
-  std::vector<FileDescriptor> queued;
-  for (int i = 0; i < 40; ++i) {
-    queued.push_back(connect_blocking(address));
-    ASSERT_TRUE(queued.back());
-    ASSERT_TRUE(send_all(queued.back().get(), "hi"));
-  }
+  auto queued = queue_clients(address, 40);
+  ASSERT_EQ(queued.size(), 40u);
   server.close_listener(closing);
-  int served = 0;
-  for (auto& client : queued)
-    served += read_until_eof(client.get()) == kHello ? 1 : 0;
-  first.join();
-  EXPECT_EQ(served, 40);
-  EXPECT_EQ(greet_once(holder_address, "hi"), kHello) << "the server serves on";
+  EXPECT_EQ(greeted(queued), 40);
+  holder.join();
+  EXPECT_EQ(greet_once(server.local_socket_address(held), "hi"), kHello) << "it serves on";
   server.stop(1s);
   server.wait();
 }
