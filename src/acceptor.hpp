@@ -12,9 +12,10 @@
 //    and a multishot accept stays first for ever: one shard took every
 //    connection. A re-armed accept goes to the back, so the shards take
 //    turns, and a busy shard that re-arms late takes fewer. A one-shot
-//    accept also reports the peer's address, which saves a getpeername. Errors that concern one
-//    pending connection (ECONNABORTED,
-// EPERM from a firewall, network errors) are skipped quietly. Running out
+//    accept also reports the peer's address, which saves a getpeername.
+//
+// Errors that concern one pending connection (ECONNABORTED, EPERM from a
+// firewall, network errors) are skipped quietly. Running out
 // of descriptors (EMFILE, ENFILE) or memory sheds one pending connection
 // through the shard's reserve descriptor and pauses accepting with a
 // doubling backoff, so that the loop never spins; a connection closing on
@@ -23,15 +24,13 @@
 // Stopping loses no connection the kernel has already queued: closing a
 // listening socket resets every connection waiting in its queue, so the
 // acceptor takes what is queued (up to kTakenAtStop) and serves it, at
-// stop and again once the last accept is reaped, then lets go of the
-// socket. Only what arrives after that last accept(2) is reset, and what
-// arrives after the first if the shard has ended meanwhile (it had nothing
-// left to drain); a balancer retries such a connection. Out of descriptors
-// or memory, the take stops and the rest is reset too. While the loop is
-// ending or cutting its connections, or in a stop that left no time to
-// drain (stop(0)), the queue is left alone (after an upgrade another
-// process serves the same socket), and what the cancelled accept brings is
-// closed.
+// stop and again once its last accept is reaped, then lets go of the
+// socket. What is still reset: a connection that arrives after the last
+// take (a balancer retries it), and the rest of the queue when descriptors
+// or memory run out. When the shard would not serve them (the loop is
+// ending or cutting its connections, or a stop(0) left no time to drain)
+// the queue is left alone, since after an upgrade another process serves
+// the same socket, and what the cancelled accept brings is closed.
 //
 // Threading: the shard's thread only. Lifetime: owned by the shard, which
 // destroys it only after its loop has reaped every operation.

@@ -17,21 +17,13 @@
 
 #include <salam/task.hpp>
 
+#include "sanitizers.hpp"
+
 namespace salam::detail {
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kRecycle = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool kRecycle = false;
-#else
-constexpr bool kRecycle = true;
-#endif
-#else
-constexpr bool kRecycle = true;
-#endif
+constexpr bool kRecycle = !kSanitized;
 
 constexpr std::size_t kGranule = 64;
 constexpr std::size_t kLargest = 2048;

@@ -225,7 +225,6 @@ class FileReader {
         config.group = std::string(string(node, name));
       } else if (name == "sandbox") {
         set_sandbox(config, string(node, name), at);
-
       } else if (name == "listen") {
         const auto* list = node.as_array();
         if (list == nullptr || !list->is_array_of_tables()) {

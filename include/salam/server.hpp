@@ -158,8 +158,9 @@ class Server {
   void start();
   // Stops accepting, as close_listener() does for each listener (what is
   // queued is served, unless `drain_timeout` is 0), and drains: connections
-  // have until `drain_timeout` to end, then they are cancelled. Thread-safe and idempotent; returns
-  // at once. A second call may shorten the drain (stop(0) ends it now).
+  // have until `drain_timeout` to end, then they are cancelled.
+  // Thread-safe and idempotent; returns at once. A second call may shorten
+  // the drain (stop(0) ends it now).
   void stop(Duration drain_timeout) noexcept;
   // Returns when every shard has finished.
   void wait();

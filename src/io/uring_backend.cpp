@@ -27,6 +27,7 @@
 
 #include "engine.hpp"
 #include "io/backend.hpp"
+#include "sanitizers.hpp"
 
 #if defined(__SANITIZE_THREAD__)
 #include <sanitizer/tsan_interface.h>
@@ -39,18 +40,8 @@ namespace {
 // ThreadSanitizer models descriptors, and does not see a close made by the
 // kernel for a ring: a number closed that way and made again by another
 // thread (socketpair, for the exec service) looks to it like a race. Under
-// it, descriptors are closed with close(2), as when the queue is full.
-#if defined(__SANITIZE_THREAD__)
-constexpr bool kThreadSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr bool kThreadSanitizer = true;
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
+// it, descriptors are closed with close(2), as when the queue is full
+// (kThreadSanitizer, in close_fd()).
 
 // liburing maps a ring's queues with raw mmap and munmap system calls,
 // which ThreadSanitizer does not see. When a shard's ring goes and another

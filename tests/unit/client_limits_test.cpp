@@ -16,6 +16,8 @@
 
 #include <salam/client_limits.hpp>
 
+#include "sanitizers.hpp"
+
 namespace salam {
 namespace {
 
@@ -61,18 +63,7 @@ std::size_t resident_bytes() {
   return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
 }
 
-constexpr bool kSanitized =
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-    true;
-#else
-    false;
-#endif
-#else
-    false;
-#endif
+using detail::kSanitized;
 
 TEST(ClientLimits, DefaultAdmissionIsAdmittedAndHoldsNothing) {
   ClientLimits::Admission admission;

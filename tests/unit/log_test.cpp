@@ -17,6 +17,8 @@
 
 #include <salam/log.hpp>
 
+#include "sanitizers.hpp"
+
 namespace salam {
 namespace {
 
@@ -24,18 +26,7 @@ using namespace std::chrono_literals;
 
 // A logging thread that blocked would never finish: the bound only has to
 // be above what formatting the lines takes, ten times slower instrumented.
-constexpr auto kPromptly =
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    10s;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-    10s;
-#else
-    2s;
-#endif
-#else
-    2s;
-#endif
+constexpr auto kPromptly = detail::kSanitized ? 10s : 2s;
 
 class LogWriter : public ::testing::Test {
  protected:
