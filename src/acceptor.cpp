@@ -93,6 +93,7 @@ void Acceptor::release() noexcept {
   // The socket closes when the last holder lets go (other shards may share
   // it).
   listener_.reset();
+  shard_.acceptor_released();
 }
 
 void Acceptor::take_queued() noexcept {

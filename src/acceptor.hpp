@@ -62,6 +62,8 @@ class Acceptor {
   // Ends an accept pause now (a descriptor was freed).
   void resume() noexcept;
   bool paused() const noexcept { return paused_; }
+  // Stopped, with its queue taken a last time and its socket let go.
+  bool released() const noexcept { return stopped_ && !listener_; }
   // New connections go to `handler`; those already running keep theirs.
   void set_handler(Handler handler) noexcept { handler_ = std::move(handler); }
   // Stopped, with no operation left in the loop: safe to destroy.

@@ -1,5 +1,6 @@
 #include "shard.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <exception>
 
@@ -96,6 +97,13 @@ Task<> Shard::main(std::promise<void>& started) {
   stopping_ = true;
   for (auto& [id, acceptor] : acceptors_)
     acceptor->stop();
+  // Each acceptor takes its queue again once its cancelled accept is
+  // reaped, a turn or two from now: a shard with nothing to drain waits
+  // for that too, or what reached the queue meanwhile would be reset.
+  while (!acceptors_released() && Clock::now() < drain_deadline_) {
+    drain_progress_->reset();
+    co_await drain_progress_->wait(Deadline(drain_deadline_));
+  }
   while (connections_->active() > 0 && !Engine::cancelling(*loop_)) {
     if (Clock::now() >= drain_deadline_) {
       const std::size_t left = connections_->active();
@@ -238,6 +246,15 @@ void Shard::shed_one(int listener) noexcept {
   int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
   if (fd >= 0) ::close(fd);
   reserve_ = open_reserve();  // fails if another thread took the number first
+}
+
+bool Shard::acceptors_released() const noexcept {
+  return std::all_of(acceptors_.begin(), acceptors_.end(),
+                     [](const auto& entry) { return entry.second->released(); });
+}
+
+void Shard::acceptor_released() noexcept {
+  if (drain_progress_) drain_progress_->set();
 }
 
 bool Shard::would_serve() const noexcept {

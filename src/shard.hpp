@@ -82,6 +82,8 @@ class Shard final : public ConnectionObserver {
   // once the loop is ending or cutting its connections, nor in a stop that
   // left no time to drain (stop(0)).
   bool would_serve() const noexcept;
+  // For acceptors: one has let go of its socket (the stop waits for all).
+  void acceptor_released() noexcept;
   // For acceptors: an accept that failed with `error` (an errno).
   void count_accept_error(int error) noexcept;
   AcceptErrors accept_errors() const noexcept;
@@ -90,6 +92,7 @@ class Shard final : public ConnectionObserver {
 
  private:
   Task<> main(std::promise<void>& started);
+  bool acceptors_released() const noexcept;
   void keep_reserve() noexcept;
   void start_tasks() noexcept;
   void post(std::function<void()> work);
