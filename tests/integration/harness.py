@@ -246,11 +246,22 @@ def host_port(address):
     return host.strip("[]"), int(port)
 
 
+_ports_handed_out = set()
+
+
 def free_port():
-    """A port nothing listens on now (for configuration files that name one)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now (for configuration files that name one).
+
+    Never the same port twice in one test process: the kernel may give a
+    closed port out again at once, and a configuration that names two ports
+    must get two."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_handed_out:
+            _ports_handed_out.add(port)
+            return port
 
 
 def refused(host, port):
