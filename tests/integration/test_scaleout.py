@@ -191,6 +191,9 @@ class Cluster:
         self.fall, self.rise = int(check.group(2)), int(check.group(3))
         config = substitute(recipe, [
             ("bind :8888", f"bind 127.0.0.1:{self.front}", 1),
+            # Its log (a line per connection, option tcplog) to its
+            # standard error, which the test keeps.
+            ("log /dev/log local0", "log stderr format raw local0", 1),
             ("/run/haproxy/admin.sock", self.stats_path, 1),
             ("port 9100", f"port {self.admin_port}", 1),
             *((f"10.0.0.{11 + n}:8888", f"{address}:{self.port}", 1)
@@ -252,6 +255,20 @@ class Cluster:
 
     def logs(self):
         return [salam.log() for salam in self.salams]
+
+    def explain(self, failures):
+        """What the instances and HAProxy logged of each failed client of a
+        Load: for the message of a failed assertion."""
+        logs = self.logs()
+        lines = []
+        for start, end, source, port, failure in failures:
+            lines.append(f"{source}:{port} at {start:.6f}..{end:.6f}: {failure}")
+            for n, log in enumerate(logs):
+                lines += [f"  salam{n + 1}: {line}" for line in log.splitlines()
+                          if f" client {source}:{port} " in line]
+            lines += [f"  haproxy: {line}" for line in self.haproxy_output().splitlines()
+                      if f"{source}:{port} " in line]
+        return "\n".join(lines)
 
     def clients(self):
         """Per instance, the clients it logged as connected (address, port)."""
@@ -395,7 +412,7 @@ class ScaleOut(unittest.TestCase):
                 total = 4 * len(LOAD_SOURCES)
                 with Load(cluster.front, cluster.settings["connection-rate"], total=total) as load:
                     load.finish()
-                self.assertEqual(load.failures(), [])
+                self.assertEqual(load.failures(), [], cluster.explain(load.failures()))
                 self.assertEqual(len(load.results), total)
                 # (Log lines reach the file a few milliseconds after the reply.)
                 harness.wait_until(lambda: sum(map(len, cluster.clients())) >= total, 5,
@@ -562,7 +579,7 @@ class ScaleOut(unittest.TestCase):
                 # Its listeners closed at SIGTERM: connections HAProxy still
                 # sent it were refused and redispatched. None lost (the
                 # tolerance: none).
-                self.assertEqual(load.failures(), [])
+                self.assertEqual(load.failures(), [], cluster.explain(load.failures()))
                 self.assertGreater(load.served(after=down), 0)
                 # The held client finishes, then the instance exits 0.
                 held.sendall(b"hi")
@@ -592,7 +609,7 @@ class ScaleOut(unittest.TestCase):
                         time.sleep(0.2)
                     after = time.monotonic()
                     load.wait_for(load.served() + 50)
-                self.assertEqual(load.failures(), [])
+                self.assertEqual(load.failures(), [], cluster.explain(load.failures()))
                 self.assertGreater(load.served(after=after), 0)
                 # HAProxy never saw an instance go down.
                 for server, row in cluster.stats().items():
