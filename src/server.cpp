@@ -365,6 +365,36 @@ std::size_t Server::cancelled_at_drain() const noexcept {
   return total;
 }
 
+namespace {
+
+long long milliseconds(Duration duration) noexcept {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
+}
+
+// Waits up to `wait`, or while the server runs, for SIGINT or SIGTERM among
+// `signals` (the others are taken and ignored: a stop is under way).
+// Whether one came.
+bool second_signal_within(const sigset_t& signals, Duration wait, const Server& server) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= Duration::zero() || !server.running()) return false;
+    // At most 50 ms at a time, to notice a server that ended on its own.
+    const auto nanoseconds = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::min<Duration>(left, std::chrono::milliseconds(50)))
+                                 .count();
+    const timespec step{static_cast<time_t>(nanoseconds / 1'000'000'000),
+                        static_cast<long>(nanoseconds % 1'000'000'000)};
+    const int received = ::sigtimedwait(&signals, nullptr, &step);
+    if (received == SIGINT || received == SIGTERM) {
+      log::info("second signal: closing all connections now");
+      return true;
+    }
+  }
+}
+
+}  // namespace
+
 int run_until_signal(Server& server, Duration drain_timeout,
                      const std::function<void()>& on_hangup) {
   return run_until_signal(server, drain_timeout, SignalHooks{{}, on_hangup, {}, {}});
@@ -403,20 +433,24 @@ int run_until_signal(Server& server, Duration drain_timeout, const SignalHooks& 
     }
     log::flush_thread_buffer();
   }
+  const bool upgraded = signal_number == SIGUSR2;
+  const char* const why = upgraded ? "upgraded" : ::strsignal(signal_number);
   if (hooks.stopping) hooks.stopping();
-  log::info("{}: stopping; connections have {} ms to finish",
-            signal_number == SIGUSR2 ? "upgraded" : ::strsignal(signal_number),
-            std::chrono::duration_cast<std::chrono::milliseconds>(drain_timeout).count());
+  const StopPlan plan = hooks.plan ? hooks.plan() : StopPlan{Duration::zero(), drain_timeout};
+  Duration drain = plan.drain;
+  // After an upgrade the other process accepts already: no grace.
+  if (!upgraded && plan.grace > Duration::zero()) {
+    log::info("{}: still accepting for {} ms, then stopping", why, milliseconds(plan.grace));
+    log::flush_thread_buffer();
+    if (second_signal_within(signals, plan.grace, server)) drain = Duration::zero();
+  }
+  log::info("{}: stopping; connections have {} ms to finish", why, milliseconds(drain));
   log::flush_thread_buffer();
-  server.stop(drain_timeout);
+  server.stop(drain);
 
-  const timespec poll{0, 50'000'000};
   while (server.running()) {
-    int received = ::sigtimedwait(&signals, nullptr, &poll);
-    if (received == SIGINT || received == SIGTERM) {
-      log::info("second signal: closing all connections now");
+    if (second_signal_within(signals, std::chrono::milliseconds(50), server))
       server.stop(Duration::zero());
-    }
   }
   server.wait();
   ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);

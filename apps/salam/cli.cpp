@@ -35,9 +35,9 @@ std::string services_footer() {
   text +=
       "\nDurations are written like 500ms, 10s, 2m or 1h.\n"
       "\nSignals:\n"
-      "  SIGTERM, SIGINT  stop accepting, let connections finish for --drain-timeout, then close "
-      "them;\n"
-      "                   a second signal closes them at once\n"
+      "  SIGTERM, SIGINT  stop accepting (after --accept-grace, if set), let connections finish\n"
+      "                   for --drain-timeout, then close them; a second signal closes them at "
+      "once\n"
       "  SIGHUP           re-read --config and the certificates (a bad file is rejected and the\n"
       "                   running configuration kept); reopen --access-log\n"
       "  SIGUSR2          upgrade: start the binary again, hand it the listening sockets, drain\n"
@@ -175,6 +175,9 @@ std::variant<Invocation, int> parse_command_line(int argc, char** argv) {
   option(app, "--send-buffer", o.send_buffer, "BYTES", limits,
          "Kernel send buffer per connection (SO_SNDBUF): bounds what a client that stops "
          "reading pins in kernel memory (default 131072; 0: the kernel's autotuning)");
+  option(app, "--accept-grace", o.accept_grace, "DURATION", limits,
+         "On SIGTERM, how long to keep accepting (the admin /ready saying 503) before closing "
+         "the listeners, so that a balancer takes the instance out first (default none)");
   option(app, "--drain-timeout", o.drain_timeout, "DURATION", limits,
          "On SIGTERM, how long connections may take to finish (default 10s)");
   option(app, "--upgrade-timeout", o.upgrade_timeout, "DURATION", limits,
@@ -438,6 +441,7 @@ DaemonConfig load_configuration(const Overrides& o) {
     set_backend(config, chosen, "SALAM_BACKEND");
   }
   if (o.max_connections) set_max_connections(config, *o.max_connections, "--max-connections");
+  if (o.accept_grace) set_timeout(config.accept_grace, *o.accept_grace, "--accept-grace");
   if (o.drain_timeout) set_timeout(config.drain_timeout, *o.drain_timeout, "--drain-timeout");
   if (o.upgrade_timeout) {
     set_timeout(config.upgrade_timeout, *o.upgrade_timeout, "--upgrade-timeout");

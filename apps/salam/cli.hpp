@@ -54,6 +54,7 @@ struct Overrides {
   std::optional<std::int64_t> threads;
   std::optional<std::string> backend;
   std::optional<std::int64_t> max_connections;
+  std::optional<std::string> accept_grace;
   std::optional<std::string> drain_timeout;
   std::optional<std::string> upgrade_timeout;
   std::optional<std::string> log_format;

@@ -102,6 +102,7 @@ struct DaemonConfig {
   unsigned threads = 0;  // 0: one per CPU
   BackendKind backend = BackendKind::automatic;
   std::size_t max_connections = 10'000;
+  Duration accept_grace{};  // SIGTERM: accepting for this long before the drain; 0: none
   Duration drain_timeout = 10s;
   Duration upgrade_timeout = 30s;  // for the new process to be ready (SIGUSR2)
   log::Format log_format = log::Format::text;

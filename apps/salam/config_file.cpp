@@ -185,6 +185,8 @@ class FileReader {
         set_backend(config, string(node, name), at);
       } else if (name == "max-connections") {
         set_max_connections(config, integer(node, name), at);
+      } else if (name == "accept-grace") {
+        set_timeout(config.accept_grace, string(node, name), at);
       } else if (name == "drain-timeout") {
         set_timeout(config.drain_timeout, string(node, name), at);
       } else if (name == "upgrade-timeout") {

@@ -230,9 +230,10 @@ int Daemon::run() {
   };
   hooks.upgrade = [this] { return upgrade(); };
   hooks.stopping = [this] {
-    status_->set_phase(Phase::draining);
-    service_manager_.stopping(config_.drain_timeout);
+    status_->set_phase(Phase::draining);  // /ready says 503 from here, the grace included
+    service_manager_.stopping(config_.accept_grace + config_.drain_timeout);
   };
+  hooks.plan = [this] { return StopPlan{config_.accept_grace, config_.drain_timeout}; };
   const int status = run_until_signal(*server_, config_.drain_timeout, hooks);
   watchdog_.reset();
   if (admin_) admin_->stop();  // after the drain: /ready said 503 all along

@@ -193,19 +193,34 @@ class Server {
 int run_until_signal(Server& server, Duration drain_timeout = std::chrono::seconds(10),
                      const std::function<void()>& on_hangup = {});
 
+// How a stop goes. `grace`: for this long first the listeners stay open
+// and connections are still accepted and served, so that a balancer whose
+// health check has been told the server is going (the `stopping` hook)
+// takes it out before anything is refused; a second signal ends it. Then
+// the listeners close and connections have `drain` to finish.
+struct StopPlan {
+  Duration grace{};
+  Duration drain{std::chrono::seconds(10)};
+};
+
 // The same, telling the program each step (each hook is optional and runs
 // on the calling thread): `started` once every shard runs, `hangup` at
-// each SIGHUP, `stopping` when the drain begins. For a service manager's
-// notifications (sd_notify's READY, RELOADING and STOPPING). Hooks must
-// not throw.
+// each SIGHUP, `stopping` when the stop begins (before the grace). For a
+// service manager's notifications (sd_notify's READY, RELOADING and
+// STOPPING). Hooks must not throw.
 // `upgrade`, if given, runs at each SIGUSR2 (which is then waited for like
 // the others): it returns true once another process serves in this one's
-// place, and the drain begins as for SIGTERM; false keeps serving.
+// place, and the drain begins as for SIGTERM, without a grace (the other
+// process accepts already); false keeps serving.
+// `plan`, if given, is asked at the stop, after `stopping` (so that a
+// reload may have changed it); without it the stop has no grace and
+// run_until_signal()'s `drain_timeout`.
 struct SignalHooks {
   std::function<void()> started{};
   std::function<void()> hangup{};
   std::function<void()> stopping{};
   std::function<bool()> upgrade{};
+  std::function<StopPlan()> plan{};
 };
 int run_until_signal(Server& server, Duration drain_timeout, const SignalHooks& hooks);
 

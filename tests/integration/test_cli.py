@@ -53,6 +53,7 @@ class BadInput(unittest.TestCase):
             (["--read-timeout", "10"], "--read-timeout", "bad duration '10'"),
             (["--idle-timeout", "5 minutes"], "--idle-timeout", "bad duration"),
             (["--drain-timeout", "-1s"], "--drain-timeout", "bad duration"),
+            (["--accept-grace", "0s"], "--accept-grace", "bad duration"),
             (["--threads", "-1"], "--threads"),
             (["--backend", "kqueue"], "--backend", "unknown backend 'kqueue'"),
             (["--max-connections", "0"], "--max-connections"),
@@ -80,6 +81,7 @@ class BadInput(unittest.TestCase):
             ("[[listen]]\naddress = \"127.0.0.1:1\"\ngreet-first = \"yes\"\n", ":3:", "true or false"),
             ("[listen]\naddress = \"127.0.0.1:1\"\n", ":1:", "[[listen]]"),
             ("drain-timeout = \"forever\"\n", ":1:", "bad duration"),
+            ("accept-grace = 2\n", ":1:", "accept-grace"),
             ("[[listen]]\naddress = \"127.0.0.1:1\"\nservice = \"qotd\"\nquotes-file = \"/nonexistent\"\n",
              "cannot read quotes file"),
         ]
@@ -124,7 +126,7 @@ class BadInput(unittest.TestCase):
         self.assertEqual(result.returncode, 0)
         for text in ("Usage: salam", "--listen", "--service", "--message", "--read-size",
                      "--greet-first", "--max-connections", "--read-timeout", "--idle-timeout",
-                     "--drain-timeout", "--threads", "--backend", "--log-format", "--quiet",
+                     "--drain-timeout", "--accept-grace", "--threads", "--backend", "--log-format", "--quiet",
                      "--config", "--check-config", "Listening:", "Service:", "Logging:",
                      "chargen", "qotd", "SIGHUP", "Examples:"):
             self.assertIn(text, result.stdout)

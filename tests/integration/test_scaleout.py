@@ -71,6 +71,13 @@ def substitute(text, replacements, name):
     return "".join(code + comment for code, comment in lines)
 
 
+def parse_seconds(text):
+    """A duration of the recipe ("3s", "500ms") in seconds."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s)", text)
+    assert match, f"a duration the test does not read: {text!r}"
+    return float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
+
+
 def read_recipe(name):
     with open(os.path.join(RECIPE, name)) as f:
         return f.read()
@@ -302,14 +309,25 @@ class Cluster:
             # After an upgrade the process serving is not the one started;
             # a stopped one has removed its pid file.
             pid = read_pid(self.pid_files[n]) if os.path.exists(self.pid_files[n]) else salam.pid
-            if pid != salam.pid:
-                os.kill(pid, signal.SIGTERM)
-                harness.wait_until(lambda: harness.gone(pid), 15, f"salam{n + 1} ({pid}) exiting")
-            elif salam.process.poll() is None:
+            if pid == salam.pid and salam.process.poll() is None:
                 salam.assert_fds_return()
+            if not harness.gone(pid):
+                self.stop_at_once(salam, pid)
+                harness.wait_until(lambda: harness.gone(pid), 15, f"salam{n + 1} ({pid}) exiting")
             logs.append(salam.close()[1])
         self.kill()
         return logs
+
+    @staticmethod
+    def stop_at_once(salam, pid):
+        """SIGTERM, and once the recipe's accept-grace has begun a second
+        one, which ends it: with HAProxy stopped nothing can arrive, and the
+        grace would only add its seconds to every test."""
+        before = salam.log().count("still accepting")
+        os.kill(pid, signal.SIGTERM)
+        harness.wait_until(lambda: salam.log().count("still accepting") > before, 15,
+                           f"process {pid} in its accept-grace")
+        os.kill(pid, signal.SIGTERM)
 
     def kill(self):
         if self.closed:
@@ -566,21 +584,30 @@ class ScaleOut(unittest.TestCase):
                 self.assertEqual(len(draining), 1, draining)
                 n = draining[0]
                 name, salam = cluster.servers[n], cluster.salams[n]
+                grace = parse_seconds(cluster.settings["accept-grace"])
                 with Load(cluster.front, cluster.settings["connection-rate"]) as load:
                     load.wait_for(100)
+                    signalled = time.monotonic()
                     salam.process.send_signal(signal.SIGTERM)
-                    # The held connection keeps it draining, /ready at 503:
-                    # out as fast as a dead one (1.1 to 1.2 s measured).
+                    # /ready says 503 from the SIGTERM (the held connection
+                    # keeps it draining past the grace): out as fast as a
+                    # dead one (1.1 to 1.2 s measured).
                     down, row = cluster.wait_for_status(
                         name, "DOWN", cluster.fall * cluster.inter + cluster.inter + CHECK_MARGIN)
                     load.wait_for(load.served() + 50)
                 self.assertEqual((row["check_status"], row["check_code"]), ("L7STS", "503"), row)
                 self.assertIsNone(salam.process.poll(), "the drain holds it")
-                # Its listeners closed at SIGTERM: connections HAProxy still
-                # sent it were refused and redispatched. None lost (the
-                # tolerance: none).
+                # Its listeners stayed open for the recipe's accept-grace,
+                # longer than the checks take: what HAProxy sent it until
+                # then was served, and it closed them once HAProxy sent it
+                # nothing more. None lost (the tolerance: none).
+                self.assertLess(down - signalled, grace)
                 self.assertEqual(load.failures(), [], cluster.explain(load.failures()))
                 self.assertGreater(load.served(after=down), 0)
+                log = salam.log()
+                after_signal = log[log.index("Terminated: still accepting"):]
+                self.assertRegex(after_signal, r" connected\n", "nothing was sent it in the grace")
+                salam.wait_for_log(r"Terminated: stopping; connections have \d+ ms", grace + 5)
                 # The held client finishes, then the instance exits 0.
                 held.sendall(b"hi")
                 self.assertEqual(read_all(held), HELLO)

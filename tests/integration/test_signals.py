@@ -206,6 +206,96 @@ class PidFile(unittest.TestCase):
                       result.stderr)
 
 
+class AcceptGrace(unittest.TestCase):
+    """--accept-grace: after SIGTERM the listeners stay open for the grace,
+    /ready saying 503, then the stop goes on as without it."""
+
+    ADMIN = r"admin endpoint on http://(\S+)/"
+
+    def start(self, backend, grace):
+        server = harness.Server([BINARY, "--backend", backend, "--listen", "127.0.0.1:0",
+                                 "--admin", "127.0.0.1:0", "--read-timeout", "1m",
+                                 "--accept-grace", grace])
+        admin = harness.host_port(server.wait_for_log(self.ADMIN).group(1))
+        return server, admin
+
+    def test_serves_through_the_grace_then_closes_and_drains(self):
+        # The grace is long enough for the checks made in it on a loaded
+        # machine (each takes milliseconds); the one timing asserted is a
+        # lower bound, which no load can break.
+        for backend in harness.BACKENDS:
+            with self.subTest(backend=backend):
+                server, admin = self.start(backend, "3s")
+                with server:
+                    host, port = harness.host_port(server.addresses[0])
+                    held = socket.create_connection((host, port), timeout=10)
+                    server.wait_for_count(r" connected$", 1)
+                    signalled = time.monotonic()
+                    server.process.send_signal(signal.SIGTERM)
+                    server.wait_for_log(r"Terminated: still accepting for 3000 ms, then stopping")
+                    self.assertEqual(ready(admin), 503)
+                    for _ in range(5):
+                        self.assertEqual(harness.exchange(host, port), b"Hello, client!")
+                    server.wait_for_log(r"Terminated: stopping; connections have 10000 ms to finish",
+                                        timeout=15)
+                    self.assertGreaterEqual(time.monotonic() - signalled, 3.0)
+                    harness.wait_until(lambda: harness.refused(host, port), 5, "the listener closed")
+                    held.sendall(b"hi")
+                    self.assertEqual(held.recv(100), b"Hello, client!")
+                    held.close()
+                    self.assertEqual(server.process.wait(10), 0)
+                    self.assertEqual(server.close()[0], 0)
+
+    def test_a_second_signal_ends_the_grace_and_the_drain_at_once(self):
+        server, _ = self.start("io_uring", "1m")
+        with server:
+            host, port = harness.host_port(server.addresses[0])
+            held = socket.create_connection((host, port), timeout=10)
+            server.wait_for_count(r" connected$", 1)
+            server.process.send_signal(signal.SIGTERM)
+            server.wait_for_log(r"still accepting for 60000 ms")
+            started = time.monotonic()
+            server.process.send_signal(signal.SIGINT)
+            self.assertEqual(server.process.wait(10), 0)
+            self.assertLess(time.monotonic() - started, 5)
+            log = server.log()
+            self.assertIn("second signal: closing all connections now", log)
+            self.assertIn("stopping; connections have 0 ms to finish", log)
+            self.assertEqual(held.recv(100), b"")
+            held.close()
+            server.close()
+
+    def test_a_reload_changes_the_grace_and_the_drain_of_the_next_stop(self):
+        with tempfile.TemporaryDirectory() as directory:
+            config = os.path.join(directory, "salam.toml")
+            address = f"127.0.0.1:{harness.free_port()}"
+            with open(config, "w") as f:
+                f.write(f'accept-grace = "1m"\n[[listen]]\naddress = "{address}"\n')
+            with harness.Server([BINARY, "--config", config]) as server:
+                with open(config, "w") as f:
+                    f.write(f'accept-grace = "200ms"\ndrain-timeout = "2s"\n'
+                            f'[[listen]]\naddress = "{address}"\n')
+                server.process.send_signal(signal.SIGHUP)
+                server.wait_for_log(r"configuration reloaded")
+                server.process.send_signal(signal.SIGTERM)
+                self.assertEqual(server.process.wait(10), 0)
+                log = server.log()
+                self.assertIn("still accepting for 200 ms, then stopping", log)
+                self.assertIn("stopping; connections have 2000 ms to finish", log)
+                self.assertNotIn("next start", log)
+                server.close()
+
+
+def ready(admin):
+    """The admin endpoint's /ready status."""
+    connection = http.client.HTTPConnection(*admin, timeout=10)
+    try:
+        connection.request("GET", "/ready")
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
 class ServiceManager(unittest.TestCase):
     """sd_notify, as systemd sees it: a datagram socket named by NOTIFY_SOCKET."""
 
@@ -227,7 +317,8 @@ class ServiceManager(unittest.TestCase):
             config = os.path.join(directory, "salam.toml")
             with open(config, "w") as f:
                 f.write('[[listen]]\naddress = "127.0.0.1:0"\n')
-            with sock, harness.Server([BINARY, "--config", config, "--drain-timeout", "3s"],
+            with sock, harness.Server([BINARY, "--config", config, "--drain-timeout", "3s",
+                                       "--accept-grace", "1s"],
                                       env={"NOTIFY_SOCKET": notify_path}) as server:
                 ready = self.receive(sock)
                 self.assertEqual(ready, "READY=1\nSTATUS=serving 1 listener(s)")
@@ -274,9 +365,11 @@ class ServiceManager(unittest.TestCase):
                 self.assertRegex(self.receive(sock), r"^READY=1\nSTATUS=reload rejected, the "
                                                      r"running configuration stays: .*threads")
 
+                # systemd's stop timeout is extended by the grace, the
+                # drain and 5 s.
                 server.process.send_signal(signal.SIGTERM)
                 self.assertEqual(self.receive(sock),
-                                 "STOPPING=1\nEXTEND_TIMEOUT_USEC=8000000\nSTATUS=draining")
+                                 "STOPPING=1\nEXTEND_TIMEOUT_USEC=9000000\nSTATUS=draining")
                 self.assertEqual(server.close(allowed_errors=[r"reload rejected"])[0], 0)
 
 

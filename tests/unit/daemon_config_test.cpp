@@ -90,6 +90,7 @@ threads = 3
 backend = "epoll"
 max-connections = 500
 drain-timeout = "2s"
+accept-grace = "1500ms"
 log-format = "json"
 log-level = "warning"
 log-connections = false
@@ -116,6 +117,7 @@ greet-first = true
   EXPECT_EQ(config.backend, BackendKind::epoll);
   EXPECT_EQ(config.max_connections, 500u);
   EXPECT_EQ(config.drain_timeout, Duration(2s));
+  EXPECT_EQ(config.accept_grace, Duration(1500ms));
   EXPECT_EQ(config.log_format, log::Format::json);
   EXPECT_EQ(config.log_level, log::Level::warning);
   EXPECT_FALSE(config.log_connections);
@@ -129,7 +131,7 @@ greet-first = true
   EXPECT_EQ(config.listeners[0].options.idle_timeout, Duration(30s));
   EXPECT_EQ(config.listeners[0].backlog, 128);
   EXPECT_TRUE(config.listeners[0].reuse_port);
-  EXPECT_EQ(config.listeners[0].origin, path_ + ":13");
+  EXPECT_EQ(config.listeners[0].origin, path_ + ":14");
   EXPECT_EQ(config.listeners[1].options.message, "hi\r\n");
   EXPECT_EQ(config.listeners[1].options.read_size, 10u);
   EXPECT_EQ(config.listeners[1].options.read_timeout, Duration(250ms));
