@@ -371,24 +371,25 @@ long long milliseconds(Duration duration) noexcept {
   return std::chrono::duration_cast<std::chrono::milliseconds>(duration).count();
 }
 
-// Waits up to `wait`, or while the server runs, for SIGINT or SIGTERM among
-// `signals` (the others are taken and ignored: a stop is under way).
-// Whether one came.
-bool second_signal_within(const sigset_t& signals, Duration wait, const Server& server) {
-  const auto deadline = std::chrono::steady_clock::now() + wait;
+// Waits until `deadline`, while the server runs, for SIGINT or SIGTERM
+// among `signals`; whether one came. The others are taken and ignored, with
+// a line: a stop is under way.
+bool second_signal_before(const sigset_t& signals, Deadline deadline, const Server& server) {
   for (;;) {
-    const auto left = deadline - std::chrono::steady_clock::now();
+    const Duration left = deadline.at() - Clock::now();
     if (left <= Duration::zero() || !server.running()) return false;
     // At most 50 ms at a time, to notice a server that ended on its own.
-    const auto nanoseconds = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                 std::min<Duration>(left, std::chrono::milliseconds(50)))
-                                 .count();
-    const timespec step{static_cast<time_t>(nanoseconds / 1'000'000'000),
-                        static_cast<long>(nanoseconds % 1'000'000'000)};
+    const long step_ns =
+        static_cast<long>(std::min<Duration>(left, std::chrono::milliseconds(50)).count());
+    const timespec step{0, step_ns};
     const int received = ::sigtimedwait(&signals, nullptr, &step);
     if (received == SIGINT || received == SIGTERM) {
       log::info("second signal: closing all connections now");
       return true;
+    }
+    if (received > 0) {
+      log::info("{}: ignored, the server is stopping", ::strsignal(received));
+      log::flush_thread_buffer();
     }
   }
 }
@@ -397,7 +398,7 @@ bool second_signal_within(const sigset_t& signals, Duration wait, const Server& 
 
 int run_until_signal(Server& server, Duration drain_timeout,
                      const std::function<void()>& on_hangup) {
-  return run_until_signal(server, drain_timeout, SignalHooks{{}, on_hangup, {}, {}});
+  return run_until_signal(server, drain_timeout, SignalHooks{{}, on_hangup, {}, {}, {}});
 }
 
 int run_until_signal(Server& server, Duration drain_timeout, const SignalHooks& hooks) {
@@ -442,14 +443,18 @@ int run_until_signal(Server& server, Duration drain_timeout, const SignalHooks& 
   if (!upgraded && plan.grace > Duration::zero()) {
     log::info("{}: still accepting for {} ms, then stopping", why, milliseconds(plan.grace));
     log::flush_thread_buffer();
-    if (second_signal_within(signals, plan.grace, server)) drain = Duration::zero();
+    if (second_signal_before(signals, Deadline(plan.grace), server)) drain = Duration::zero();
   }
-  log::info("{}: stopping; connections have {} ms to finish", why, milliseconds(drain));
+  if (server.running()) {
+    log::info("{}: stopping; connections have {} ms to finish", why, milliseconds(drain));
+  } else {
+    log::warning("{}: the server ended during the grace", why);
+  }
   log::flush_thread_buffer();
   server.stop(drain);
 
   while (server.running()) {
-    if (second_signal_within(signals, std::chrono::milliseconds(50), server))
+    if (second_signal_before(signals, Deadline(std::chrono::milliseconds(50)), server))
       server.stop(Duration::zero());
   }
   server.wait();

@@ -196,8 +196,9 @@ int run_until_signal(Server& server, Duration drain_timeout = std::chrono::secon
 // How a stop goes. `grace`: for this long first the listeners stay open
 // and connections are still accepted and served, so that a balancer whose
 // health check has been told the server is going (the `stopping` hook)
-// takes it out before anything is refused; a second signal ends it. Then
-// the listeners close and connections have `drain` to finish.
+// takes it out before anything is refused. Then the listeners close and
+// connections have `drain` to finish. A second SIGINT or SIGTERM ends the
+// grace and the drain at once. Duration::max() is for ever.
 struct StopPlan {
   Duration grace{};
   Duration drain{std::chrono::seconds(10)};
@@ -207,14 +208,15 @@ struct StopPlan {
 // on the calling thread): `started` once every shard runs, `hangup` at
 // each SIGHUP, `stopping` when the stop begins (before the grace). For a
 // service manager's notifications (sd_notify's READY, RELOADING and
-// STOPPING). Hooks must not throw.
+// STOPPING). Once the stop has begun, SIGHUP and SIGUSR2 are ignored (with
+// a log line). Hooks must not throw.
 // `upgrade`, if given, runs at each SIGUSR2 (which is then waited for like
 // the others): it returns true once another process serves in this one's
 // place, and the drain begins as for SIGTERM, without a grace (the other
 // process accepts already); false keeps serving.
-// `plan`, if given, is asked at the stop, after `stopping` (so that a
-// reload may have changed it); without it the stop has no grace and
-// run_until_signal()'s `drain_timeout`.
+// `plan`, if given, is asked when the stop begins, right after `stopping`,
+// so that what a reload set applies; its `drain` then replaces
+// `drain_timeout`. Without it the stop has no grace and `drain_timeout`.
 struct SignalHooks {
   std::function<void()> started{};
   std::function<void()> hangup{};

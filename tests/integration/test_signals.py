@@ -221,24 +221,24 @@ class AcceptGrace(unittest.TestCase):
 
     def test_serves_through_the_grace_then_closes_and_drains(self):
         # The grace is long enough for the checks made in it on a loaded
-        # machine (each takes milliseconds); the one timing asserted is a
-        # lower bound, which no load can break.
+        # machine (each takes milliseconds; 5 s allows for stalls); the one
+        # timing asserted is a lower bound, which no load can break.
         for backend in harness.BACKENDS:
             with self.subTest(backend=backend):
-                server, admin = self.start(backend, "3s")
+                server, admin = self.start(backend, "5s")
                 with server:
                     host, port = harness.host_port(server.addresses[0])
                     held = socket.create_connection((host, port), timeout=10)
                     server.wait_for_count(r" connected$", 1)
                     signalled = time.monotonic()
                     server.process.send_signal(signal.SIGTERM)
-                    server.wait_for_log(r"Terminated: still accepting for 3000 ms, then stopping")
+                    server.wait_for_log(r"Terminated: still accepting for 5000 ms, then stopping")
                     self.assertEqual(ready(admin), 503)
                     for _ in range(5):
                         self.assertEqual(harness.exchange(host, port), b"Hello, client!")
                     server.wait_for_log(r"Terminated: stopping; connections have 10000 ms to finish",
                                         timeout=15)
-                    self.assertGreaterEqual(time.monotonic() - signalled, 3.0)
+                    self.assertGreaterEqual(time.monotonic() - signalled, 5.0)
                     harness.wait_until(lambda: harness.refused(host, port), 5, "the listener closed")
                     held.sendall(b"hi")
                     self.assertEqual(held.recv(100), b"Hello, client!")
@@ -254,6 +254,9 @@ class AcceptGrace(unittest.TestCase):
             server.wait_for_count(r" connected$", 1)
             server.process.send_signal(signal.SIGTERM)
             server.wait_for_log(r"still accepting for 60000 ms")
+            # A stop under way takes no reload.
+            server.process.send_signal(signal.SIGHUP)
+            server.wait_for_log(r"Hangup: ignored, the server is stopping")
             started = time.monotonic()
             server.process.send_signal(signal.SIGINT)
             self.assertEqual(server.process.wait(10), 0)
