@@ -53,11 +53,11 @@ void ServiceManager::reloading() noexcept {
   }
 }
 
-void ServiceManager::stopping(Duration drain) noexcept {
-  // systemd's stop timeout must not cut the drain short: ask for the drain
-  // and a few seconds more.
+void ServiceManager::stopping(Duration stop) noexcept {
+  // systemd's stop timeout must not cut the stop short: ask for it and a
+  // few seconds more.
   const auto extend =
-      std::chrono::duration_cast<std::chrono::microseconds>(drain + std::chrono::seconds(5));
+      std::chrono::duration_cast<std::chrono::microseconds>(stop + std::chrono::seconds(5));
   try {
     notify(fmt::format("STOPPING=1\nEXTEND_TIMEOUT_USEC={}\nSTATUS=draining", extend.count()));
   } catch (const std::exception&) {

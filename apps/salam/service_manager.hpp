@@ -4,7 +4,8 @@
 //   ready()     READY=1, once every listener listens and every shard runs
 //   reloading() RELOADING=1 with MONOTONIC_USEC, as a SIGHUP's reload begins;
 //               then ready() again, with a STATUS= saying how it went
-//   stopping()  STOPPING=1, with EXTEND_TIMEOUT_USEC covering the drain
+//   stopping()  STOPPING=1, with EXTEND_TIMEOUT_USEC covering the stop (the
+//               accept grace and the drain)
 //   main_pid()  MAINPID=, when an upgrade's new process takes over
 //   store_sockets(), forget_sockets()  FDSTORE=1, FDSTOREREMOVE=1
 #pragma once
@@ -20,7 +21,7 @@ class ServiceManager {
  public:
   void ready(std::string_view status) noexcept;
   void reloading() noexcept;
-  void stopping(Duration drain) noexcept;
+  void stopping(Duration stop) noexcept;
   // MAINPID=: after an upgrade, the new process is the service.
   void main_pid(int pid) noexcept;
   // FDSTORE=1: systemd keeps a listener's sockets (with the unit's
