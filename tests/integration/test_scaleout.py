@@ -209,7 +209,8 @@ class Cluster:
         path = os.path.join(d, "haproxy.cfg")
         with open(path, "w") as f:
             f.write(config)
-        self.haproxy_log = open(os.path.join(d, "haproxy.log"), "w+")
+        # Appending: HAProxy shares the file's offset with the reads here.
+        self.haproxy_log = open(os.path.join(d, "haproxy.log"), "a+")
         # SIGUSR1, HAProxy's soft stop: it exits 0 once its connections
         # are done (SIGTERM, its hard stop, ends it by the signal).
         self.haproxy = harness.Peer(["haproxy", "-f", path, "-db"], stop_signal=signal.SIGUSR1,
@@ -594,6 +595,9 @@ class ScaleOut(unittest.TestCase):
                     # dead one (1.1 to 1.2 s measured).
                     down, row = cluster.wait_for_status(
                         name, "DOWN", cluster.fall * cluster.inter + cluster.inter + CHECK_MARGIN)
+                    # The load goes on past the close of its listeners.
+                    salam.wait_for_log(r"Terminated: stopping; connections have \d+ ms", grace + 5)
+                    time.sleep(0.5)
                     load.wait_for(load.served() + 50)
                 self.assertEqual((row["check_status"], row["check_code"]), ("L7STS", "503"), row)
                 self.assertIsNone(salam.process.poll(), "the drain holds it")
@@ -604,10 +608,11 @@ class ScaleOut(unittest.TestCase):
                 self.assertLess(down - signalled, grace)
                 self.assertEqual(load.failures(), [], cluster.explain(load.failures()))
                 self.assertGreater(load.served(after=down), 0)
+                # What it accepted in its grace: 120 to 129 measured (a few
+                # lines of connections from just before may be logged late).
                 log = salam.log()
-                after_signal = log[log.index("Terminated: still accepting"):]
-                self.assertRegex(after_signal, r" connected\n", "nothing was sent it in the grace")
-                salam.wait_for_log(r"Terminated: stopping; connections have \d+ ms", grace + 5)
+                grace_log = log[log.index("Terminated: still accepting"):log.index("Terminated: stopping")]
+                self.assertGreaterEqual(grace_log.count(" connected\n"), 20, "served in its grace")
                 # The held client finishes, then the instance exits 0.
                 held.sendall(b"hi")
                 self.assertEqual(read_all(held), HELLO)
@@ -645,6 +650,7 @@ class ScaleOut(unittest.TestCase):
                 logs = cluster.close()
                 for n, log in enumerate(logs):
                     self.assertEqual(log.count("upgrade: process"), 2, f"salam{n + 1}")
+                    self.assertNotIn("upgraded: still accepting", log, "an upgrade has no grace")
 
 
 if __name__ == "__main__":
