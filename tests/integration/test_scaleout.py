@@ -1,12 +1,14 @@
 """Scale-out behind HAProxy: the recipe in deploy/haproxy/ run as shipped —
-its haproxy.cfg and salam.toml with only their addresses, ports and the
-stats socket's path made the test's — with the real HAProxy in front of
-three salam instances, each on its own loopback address (127.0.0.11, .12,
-.13). Every connection is served, by all three; salam logs and limits the
-real client, never HAProxy; an instance killed under load is taken out by
-the health checks and its clients are served by the others; a draining one
-is taken out while it finishes its connections; a rolling upgrade of all
-three under load loses no connection.
+its haproxy.cfg and salam.toml with only their addresses, ports, the
+stats socket's path and HAProxy's log (to its stderr, which the test keeps)
+made the test's — with the real HAProxy in front of three salam instances,
+each on its own loopback address (127.0.0.11, .12, .13). Every connection
+is served, by all three; salam logs and limits the real client, never
+HAProxy; an instance killed under load is taken out by the health checks
+and its clients are served by the others; a draining one is taken out
+during its accept-grace, serving meanwhile, and loses nothing while it
+closes its listeners under load and finishes its connections; a rolling
+upgrade of all three under load loses no connection.
 
 Every scenario runs once per backend, all three instances on it. The load
 is Python client threads, bounded in count and time, each connection
