@@ -378,7 +378,7 @@ bool second_signal_before(const sigset_t& signals, Deadline deadline, const Serv
   for (;;) {
     const Duration left = deadline.at() - Clock::now();
     if (left <= Duration::zero() || !server.running()) return false;
-    // At most 50 ms at a time, to notice a server that ended on its own.
+    // At most 50 ms at a time, to notice the server's end.
     const long step_ns =
         static_cast<long>(std::min<Duration>(left, std::chrono::milliseconds(50)).count());
     const timespec step{0, step_ns};
@@ -453,10 +453,8 @@ int run_until_signal(Server& server, Duration drain_timeout, const SignalHooks& 
   log::flush_thread_buffer();
   server.stop(drain);
 
-  while (server.running()) {
-    if (second_signal_before(signals, Deadline(std::chrono::milliseconds(50)), server))
-      server.stop(Duration::zero());
-  }
+  while (second_signal_before(signals, Deadline::never(), server))
+    server.stop(Duration::zero());
   server.wait();
   ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   // The stop was asked for and done: cutting what outlived the drain is

@@ -15,6 +15,7 @@ import unittest
 import harness
 
 BINARY = None
+ADMIN = r"admin endpoint on http://(\S+)/"  # the log line that names the admin endpoint
 
 
 class Drain(unittest.TestCase):
@@ -210,13 +211,11 @@ class AcceptGrace(unittest.TestCase):
     """--accept-grace: after SIGTERM the listeners stay open for the grace,
     /ready saying 503, then the stop goes on as without it."""
 
-    ADMIN = r"admin endpoint on http://(\S+)/"
-
     def start(self, backend, grace):
         server = harness.Server([BINARY, "--backend", backend, "--listen", "127.0.0.1:0",
                                  "--admin", "127.0.0.1:0", "--read-timeout", "1m",
                                  "--accept-grace", grace])
-        admin = harness.host_port(server.wait_for_log(self.ADMIN).group(1))
+        admin = harness.host_port(server.wait_for_log(ADMIN).group(1))
         return server, admin
 
     def test_serves_through_the_grace_then_closes_and_drains(self):
@@ -233,7 +232,7 @@ class AcceptGrace(unittest.TestCase):
                     signalled = time.monotonic()
                     server.process.send_signal(signal.SIGTERM)
                     server.wait_for_log(r"Terminated: still accepting for 5000 ms, then stopping")
-                    self.assertEqual(ready(admin), 503)
+                    self.assertEqual(admin_get(admin, "/ready")[0], 503)
                     for _ in range(5):
                         self.assertEqual(harness.exchange(host, port), b"Hello, client!")
                     server.wait_for_log(r"Terminated: stopping; connections have 10000 ms to finish",
@@ -287,16 +286,6 @@ class AcceptGrace(unittest.TestCase):
                 self.assertIn("stopping; connections have 2000 ms to finish", log)
                 self.assertNotIn("next start", log)
                 server.close()
-
-
-def ready(admin):
-    """The admin endpoint's /ready status."""
-    connection = http.client.HTTPConnection(*admin, timeout=10)
-    try:
-        connection.request("GET", "/ready")
-        return connection.getresponse().status
-    finally:
-        connection.close()
 
 
 class ServiceManager(unittest.TestCase):
@@ -435,8 +424,7 @@ class Watchdog(unittest.TestCase):
                         [BINARY, "--backend", backend, "--listen", "127.0.0.1:0", "--threads", "2",
                          "--admin", "127.0.0.1:0"],
                         env={"NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "400000"}) as server:
-                    admin = harness.host_port(
-                        server.wait_for_log(r"admin endpoint on http://(\S+)/").group(1))
+                    admin = harness.host_port(server.wait_for_log(ADMIN).group(1))
                     sock.settimeout(10)
                     self.assertTrue(sock.recv(4096).startswith(b"READY=1"))
                     server.wait_for_log(r"systemd watchdog: pinging every 200 ms")
@@ -456,21 +444,22 @@ class Watchdog(unittest.TestCase):
                         self.assertEqual(self.pings(sock, 1.0), 0, "a ping with a shard held")
                         # /live waits for 2 s of silence.
                         deadline = time.monotonic() + 10
-                        while live(admin)[0] == 200 and time.monotonic() < deadline:
+                        while admin_get(admin, "/live")[0] == 200 and time.monotonic() < deadline:
                             time.sleep(0.1)
-                        status, body = live(admin)
+                        status, body = admin_get(admin, "/live")
                         self.assertEqual(status, 503)
                         self.assertRegex(body, r"^shard 1 has not turned for \d+ ms\n$")
                     server.wait_for_log(r"every shard turns again; pinging again")
                     self.assertGreaterEqual(self.pings(sock, 1.0), 3)
-                    self.assertEqual(live(admin)[0], 200)
+                    self.assertEqual(admin_get(admin, "/live")[0], 200)
                     self.assertEqual(server.close(allowed_errors=[r"has not turned"])[0], 0)
 
 
-def live(address):
+def admin_get(address, path):
+    """(status, body) of a GET of `path` on the admin endpoint."""
     connection = http.client.HTTPConnection(*address, timeout=10)
     try:
-        connection.request("GET", "/live")
+        connection.request("GET", path)
         response = connection.getresponse()
         return response.status, response.read().decode()
     finally:
